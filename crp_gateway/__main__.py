@@ -1,0 +1,3 @@
+from crp_gateway.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Re-wrapping every sealed row under the current ``SECRET_KEY``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crp_gateway.services.system_keys import system_context
+from crp_gateway.store.database import transaction
+from crp_gateway.store.models import ProviderCredential, SystemKey
+from crp_gateway.store.repositories import VaultRows
+from crp_gateway.vault import Context, Envelope, Vault, VaultError
+
+
+@dataclass
+class RotationReport:
+    rewrapped: int = 0
+    already_current: int = 0
+    unreadable: list[str] = field(default_factory=list)
+
+
+def _rewrap_row(
+    vault: Vault,
+    row: ProviderCredential | SystemKey,
+    context: Context,
+    report: RotationReport,
+    label: str,
+) -> None:
+    if row.kek_id == vault.current_kek_id:
+        report.already_current += 1
+        return
+    try:
+        envelope = vault.rewrap(
+            Envelope(row.ciphertext, row.wrapped_key, row.kek_id), context
+        )
+    except VaultError:
+        report.unreadable.append(label)
+        return
+    row.wrapped_key = envelope.wrapped_key
+    row.kek_id = envelope.kek_id
+    report.rewrapped += 1
+
+
+async def rotate_secret(
+    sessions: async_sessionmaker[AsyncSession], vault: Vault
+) -> RotationReport:
+    """Move every data key to the current KEK in one transaction.
+
+    Rows that open under neither the current nor the previous secret are left as
+    they are and named in the report (by id, never by content).
+    """
+    report = RotationReport()
+    async with transaction(sessions) as session:
+        rows = VaultRows(session)
+        for key in await rows.system_keys():
+            _rewrap_row(
+                vault, key, system_context(key.purpose), report, f"system:{key.purpose}"
+            )
+        for cred in await rows.provider_credentials():
+            context = Context(
+                owner=cred.tenant_id, name=cred.name, version=cred.key_version
+            )
+            _rewrap_row(vault, cred, context, report, f"provider:{cred.id}")
+    return report

@@ -1,0 +1,87 @@
+"""Sign-up and the tenant profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from crp_gateway.auth.keys import IssuedKey, Role
+from crp_gateway.errors import Conflict, NotFound, PermissionDenied, RateLimited
+from crp_gateway.ids import new_id
+from crp_gateway.logging import get_logger
+from crp_gateway.runtime import Runtime
+from crp_gateway.services.keys import new_key_row
+from crp_gateway.settings import SignupMode
+from crp_gateway.store.database import transaction
+from crp_gateway.store.models import Tenant
+from crp_gateway.store.models.base import utcnow
+from crp_gateway.store.repositories import ApiKeyRepository, TenantRepository
+
+log = get_logger("crp_gateway.tenants")
+
+FREE_PLAN = "free"
+SIGNUP_KEY_NAME = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class SignUp:
+    tenant: Tenant
+    key: IssuedKey
+
+
+async def _check_signup_allowed(runtime: Runtime, client_address: str) -> None:
+    if runtime.settings.crp_signup is SignupMode.CLOSED:
+        raise PermissionDenied(
+            "Sign-up is closed on this gateway; ask its operator for an account.",
+            code="signup_closed",
+        )
+    decision = await runtime.state.hit(
+        f"ip:{client_address}",
+        "signup",
+        limit=runtime.settings.crp_signup_rate_per_hour,
+        window_seconds=3600,
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            "Too many sign-ups from this address; try again later.",
+            retry_after=decision.retry_after,
+        )
+
+
+async def sign_up(
+    runtime: Runtime, *, name: str, email: str, client_address: str
+) -> SignUp:
+    """Create a tenant and its first (admin) gateway key in one transaction."""
+    await _check_signup_allowed(runtime, client_address)
+    email = email.strip().lower()
+    now = utcnow()
+    tenant = Tenant(
+        id=new_id("tnt"), name=name, email=email, plan=FREE_PLAN, created_at=now
+    )
+    row, issued = new_key_row(
+        runtime, tenant.id, name=SIGNUP_KEY_NAME, role=Role.ADMIN, rpm_limit=None
+    )
+    conflict = Conflict(
+        "A tenant with this email already exists.", code="tenant_exists"
+    )
+    try:
+        async with transaction(runtime.sessions) as session:
+            tenants = TenantRepository(session)
+            if await tenants.email_taken(email):
+                raise conflict
+            tenants.add(tenant)
+            await session.flush()
+            ApiKeyRepository(session, tenant.id).add(row)
+    except IntegrityError:
+        raise conflict from None
+    log.info("tenant.created", tenant_id=tenant.id, key_id=issued.public_id)
+    return SignUp(tenant=tenant, key=issued)
+
+
+async def get_tenant(runtime: Runtime, tenant_id: str) -> Tenant:
+    async with runtime.sessions() as session:
+        tenant = await TenantRepository(session).get(tenant_id)
+    if tenant is None:
+        raise NotFound("Tenant not found.", code="tenant_not_found")
+    return tenant

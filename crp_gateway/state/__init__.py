@@ -1,0 +1,13 @@
+"""Shared state: fast, cross-replica counters and flags.
+
+:class:`SharedState` has two implementations: :class:`MemoryState` (one process,
+used when ``REDIS_URL`` is unset) and :class:`RedisState`. Keys carry a
+``{scope}`` hash tag so that all of one tenant's (or one client address's) keys
+land in the same Redis Cluster slot.
+"""
+
+from crp_gateway.state.base import RateDecision, SharedState
+from crp_gateway.state.memory import MemoryState
+from crp_gateway.state.redis_state import RedisState
+
+__all__ = ["MemoryState", "RateDecision", "RedisState", "SharedState"]

@@ -1,0 +1,9 @@
+"""ORM models, one module per table. Importing this package registers them all."""
+
+from crp_gateway.store.models.api_key import ApiKey
+from crp_gateway.store.models.base import Base, TenantOwned
+from crp_gateway.store.models.provider_credential import ProviderCredential
+from crp_gateway.store.models.system_key import SystemKey
+from crp_gateway.store.models.tenant import Tenant
+
+__all__ = ["ApiKey", "Base", "ProviderCredential", "SystemKey", "Tenant", "TenantOwned"]

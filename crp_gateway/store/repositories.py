@@ -1,0 +1,163 @@
+"""Every SQL statement the gateway runs, grouped by table.
+
+Tenant isolation lives here: a :class:`TenantScoped` repository is built for one
+tenant and every statement it issues goes through :meth:`TenantScoped._select`,
+:meth:`TenantScoped._update` or :meth:`TenantScoped._add`, which pin
+``tenant_id``. ``tests/store/test_tenant_scope.py`` checks that no tenant-owned
+query bypasses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, Update, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crp_gateway.store.models import (
+    ApiKey,
+    ProviderCredential,
+    SystemKey,
+    Tenant,
+    TenantOwned,
+)
+
+T = TypeVar("T", bound=TenantOwned)
+
+
+class TenantScoped:
+    """Base for repositories of tenant-owned rows: one instance, one tenant."""
+
+    def __init__(self, session: AsyncSession, tenant_id: str) -> None:
+        self._session = session
+        self._tenant_id = tenant_id
+
+    def _select(self, model: type[T]) -> Select[T]:
+        return select(model).where(model.tenant_id == self._tenant_id)
+
+    def _update(self, model: type[T]) -> Update:
+        return update(model).where(model.tenant_id == self._tenant_id)
+
+    def _add(self, row: TenantOwned) -> None:
+        if row.tenant_id != self._tenant_id:
+            raise ValueError("row belongs to another tenant")
+        self._session.add(row)
+
+
+class TenantRepository:
+    """The ``tenants`` table itself (not tenant-scoped: it is the scope)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        return await self._session.get(Tenant, tenant_id)
+
+    async def email_taken(self, email: str) -> bool:
+        statement = select(func.count()).where(Tenant.email == email)
+        return bool(await self._session.scalar(statement))
+
+    def add(self, tenant: Tenant) -> None:
+        self._session.add(tenant)
+
+
+class ApiKeyLookup:
+    """Authentication's one cross-tenant read: a key by its public id."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def active_key(self, public_id: str) -> ApiKey | None:
+        statement = select(ApiKey).where(
+            ApiKey.id == public_id, ApiKey.revoked_at.is_(None)
+        )
+        return await self._session.scalar(statement)
+
+    async def record_last_used(self, seen: Iterable[tuple[str, datetime]]) -> None:
+        for key_id, at in seen:
+            await self._session.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at),
+                )
+                .values(last_used_at=at)
+            )
+
+
+class ApiKeyRepository(TenantScoped):
+    def add(self, key: ApiKey) -> None:
+        self._add(key)
+
+    async def list_active(self) -> Sequence[ApiKey]:
+        statement = (
+            self._select(ApiKey)
+            .where(ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at, ApiKey.id)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def get_active(self, key_id: str) -> ApiKey | None:
+        statement = self._select(ApiKey).where(
+            ApiKey.id == key_id, ApiKey.revoked_at.is_(None)
+        )
+        return await self._session.scalar(statement)
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        statement = (
+            self._update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        result: Any = await self._session.execute(statement)
+        return bool(result.rowcount)
+
+
+class ProviderRepository(TenantScoped):
+    def add(self, credential: ProviderCredential) -> None:
+        self._add(credential)
+
+    async def get(self, name: str) -> ProviderCredential | None:
+        statement = self._select(ProviderCredential).where(
+            ProviderCredential.name == name
+        )
+        return await self._session.scalar(statement)
+
+    async def list(self) -> Sequence[ProviderCredential]:
+        statement = self._select(ProviderCredential).order_by(ProviderCredential.name)
+        return (await self._session.scalars(statement)).all()
+
+    async def delete(self, name: str) -> bool:
+        credential = await self.get(name)
+        if credential is None:
+            return False
+        await self._session.delete(credential)
+        return True
+
+
+class VaultRows:
+    """Every sealed row, across tenants, for ``crp-gateway rotate-secret`` only."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def provider_credentials(self) -> Sequence[ProviderCredential]:
+        statement = select(ProviderCredential).with_for_update()
+        return (await self._session.scalars(statement)).all()
+
+    async def system_keys(self) -> Sequence[SystemKey]:
+        statement = select(SystemKey).with_for_update()
+        return (await self._session.scalars(statement)).all()
+
+
+class SystemKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, purpose: str) -> SystemKey | None:
+        return await self._session.get(SystemKey, purpose)
+
+    def add(self, key: SystemKey) -> None:
+        self._session.add(key)
