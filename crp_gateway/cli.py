@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from crp_gateway import __version__
+from crp_gateway.logging import configure_logging
 from crp_gateway.settings import ConfigError, Settings, load_settings
 
 
@@ -140,5 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}")
+    configure_logging(level=settings.log_level.value, json=settings.is_production)
     status: int = args.handler(settings, args)
     return status

@@ -44,8 +44,9 @@ def _redact(value: Any) -> Any:
 def drop_color_message(
     _logger: WrappedLogger, _name: str, event: EventDict
 ) -> EventDict:
-    """Uvicorn passes a colourised copy of its message as an extra; drop it."""
+    """Drop copies of the message that stdlib records carry as extras."""
     event.pop("color_message", None)
+    event.pop("message", None)
     return event
 
 

@@ -86,7 +86,7 @@ def normalise_database_url(url: str) -> str:
             ("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), "")
         )
     if scheme in {"sqlite", "sqlite+aiosqlite"}:
-        return urlunsplit(("sqlite+aiosqlite", *parts[1:]))
+        return "sqlite+aiosqlite" + url[len(parts.scheme) :]
     raise ValueError("must be a postgres://, postgresql:// or sqlite:// URL")
 
 
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
 
     # --- state ------------------------------------------------------------------
-    database_url: str | None = None
+    database_url: str | None = Field(default=None, repr=False)  # carries a password
     redis_url: SecretStr | None = None
     crp_data_dir: Path = Path(".crp-gateway")
     crp_migrate_on_start: bool = True

@@ -34,7 +34,9 @@ def _plain_postgres_url(url: str) -> str:
 
 
 async def _create_database(name: str) -> None:
-    connection = await asyncpg.connect(_plain_postgres_url(TEST_DATABASE_URL), timeout=3)
+    connection = await asyncpg.connect(
+        _plain_postgres_url(TEST_DATABASE_URL), timeout=3
+    )
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -42,7 +44,9 @@ async def _create_database(name: str) -> None:
 
 
 async def _drop_database(name: str) -> None:
-    connection = await asyncpg.connect(_plain_postgres_url(TEST_DATABASE_URL), timeout=3)
+    connection = await asyncpg.connect(
+        _plain_postgres_url(TEST_DATABASE_URL), timeout=3
+    )
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -95,9 +99,7 @@ def _require_services(reason: str | None) -> None:
 
 
 @contextmanager
-def _make_backend(
-    leg: str, tmp: Any, services_reason: str | None
-) -> Iterator[Backend]:
+def _make_backend(leg: str, tmp: Any, services_reason: str | None) -> Iterator[Backend]:
     if leg == "embedded":
         yield Backend(name=leg, data_dir=str(tmp))
         return

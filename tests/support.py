@@ -119,9 +119,14 @@ class GatewayServer:
             lifespan="on",
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self.exit_code: int | str | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except SystemExit as exc:  # Uvicorn exits when the lifespan fails
+            self.exit_code = exc.code
 
     def start(self) -> GatewayServer:
         self._thread.start()
@@ -129,7 +134,9 @@ class GatewayServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self._socket.close()
-                raise RuntimeError("gateway did not start; see the captured log")
+                raise RuntimeError(
+                    f"gateway did not start (exit {self.exit_code}); see the log"
+                )
             time.sleep(0.01)
         return self
 
@@ -151,7 +158,8 @@ class GatewayServer:
 
 def random_address() -> str:
     """A client address to present through the trusted proxy header."""
-    return f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    octets = (secrets.randbelow(256), secrets.randbelow(256), secrets.randbelow(254))
+    return f"10.{octets[0]}.{octets[1]}.{octets[2] + 1}"
 
 
 @dataclass(frozen=True)

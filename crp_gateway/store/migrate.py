@@ -2,12 +2,17 @@
 
 On PostgreSQL the upgrade runs inside one transaction holding a transaction-level
 advisory lock, so replicas that start together apply each migration exactly once
-(the second waits, then finds the schema current). SQLite serialises writers by
-itself.
+(the second waits, then finds the schema current). On SQLite, where DDL does not
+run in a transaction, workers sharing the file take an exclusive ``flock`` on a
+lock file beside it instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -51,9 +56,23 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+@contextlib.asynccontextmanager
+async def _sqlite_file_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as handle:
+        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 async def upgrade(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision."""
-    async with engine.begin() as connection:
+    async with _sqlite_file_lock(engine), engine.begin() as connection:
         before = await connection.run_sync(_current)
         await connection.run_sync(_upgrade)
         after = await connection.run_sync(_current)

@@ -136,9 +136,10 @@ def test_sign_up_limit_is_global_across_replicas_with_redis(
         # One process: the in-memory counter is per replica by design.
         return
     address = random_address()
-    with start_gateway(crp_signup_rate_per_hour=2) as a, start_gateway(
-        crp_signup_rate_per_hour=2
-    ) as b:
+    with (
+        start_gateway(crp_signup_rate_per_hour=2) as a,
+        start_gateway(crp_signup_rate_per_hour=2) as b,
+    ):
         results = []
         for n, server in enumerate((a, b, a)):
             with server.client() as client:
