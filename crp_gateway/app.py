@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crp_gateway import __version__
-from crp_gateway.api import health, keys, providers, tenants
+from crp_gateway.api import health, inference, keys, providers, tenants
 from crp_gateway.errors import GatewayError, error_body
 from crp_gateway.logging import configure_logging, get_logger
 from crp_gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -37,9 +37,18 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return f"Invalid value for {field!r}: {message}", field
 
 
-async def _gateway_error(_request: Request, exc: Exception) -> JSONResponse:
+def _envelope(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic's SDKs expect ``"type": "error"`` beside ``error`` on their route."""
+    if request.url.path == "/v1/messages":
+        return {"type": "error", **body}
+    return body
+
+
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return JSONResponse(exc.to_body(), exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        _envelope(request, exc.to_body()), exc.status_code, headers=exc.headers
+    )
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -96,7 +105,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for module in (health, tenants, keys, providers):
+    for module in (health, tenants, keys, providers, inference):
         app.include_router(module.router)
     # Added last = outermost: request ids wrap everything, CORS answers preflights
     # before any body is read.

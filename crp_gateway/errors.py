@@ -13,7 +13,15 @@ the OpenAI ``type`` and a stable ``code``; one handler in ``app.py`` renders
     ├── PayloadTooLarge         413 invalid_request_error
     ├── RateLimited             429 rate_limit_error (carries Retry-After)
     ├── ProviderMisconfigured   424 provider_error (a stored credential is unusable)
+    ├── ProviderAuthFailed      424 provider_error (the provider refused the key)
+    ├── ProviderFailed          502 provider_error / provider_unreachable
+    ├── ProviderTimeout         504 provider_error
     └── ServiceUnavailable      503 service_unavailable
+
+Upstream answers are mapped in ``providers/errors.py``: a provider's 400 stays a
+400 with its (scrubbed) message, 401/403 become 424 (the caller's gateway key is
+fine, and SDKs do not retry 4xx), 429 stays 429 with the provider's
+``Retry-After``, 5xx become 502, timeouts 504.
 
 Messages are written for the caller and never contain a secret: not a provider
 key, not a gateway key, not ``SECRET_KEY``.
@@ -101,15 +109,36 @@ class ProviderMisconfigured(GatewayError):
     default_code = "provider_misconfigured"
 
 
+class ProviderAuthFailed(GatewayError):
+    status_code = 424
+    error_type = "provider_error"
+    default_code = "provider_auth_failed"
+
+
+class ProviderFailed(GatewayError):
+    status_code = 502
+    error_type = "provider_error"
+    default_code = "provider_error"
+
+
+class ProviderTimeout(GatewayError):
+    status_code = 504
+    error_type = "provider_error"
+    default_code = "provider_timeout"
+
+
 class RateLimited(GatewayError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None):
-        super().__init__(
-            message, code=code, headers={"Retry-After": str(max(retry_after, 1))}
+    def __init__(
+        self, message: str, *, retry_after: int | None, code: str | None = None
+    ) -> None:
+        headers = (
+            {} if retry_after is None else {"Retry-After": str(max(retry_after, 1))}
         )
+        super().__init__(message, code=code, headers=headers)
         self.retry_after = retry_after
 
 

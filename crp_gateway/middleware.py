@@ -42,9 +42,11 @@ class RequestContextMiddleware:
             if _CLIENT_REQUEST_ID.fullmatch(offered)
             else f"req_{random_token()}"
         )
-        scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
         started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["started"] = started
+        status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

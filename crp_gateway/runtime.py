@@ -16,6 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crp_gateway.auth.authenticator import KeyAuthenticator
 from crp_gateway.logging import get_logger
+from crp_gateway.providers.directory import ProviderDirectory
+from crp_gateway.providers.upstream import Timeouts, UpstreamClients
+from crp_gateway.proxy.catalog import ModelCatalog
+from crp_gateway.proxy.usage import UsageRecorder
 from crp_gateway.services import system_keys
 from crp_gateway.settings import ConfigError, Settings
 from crp_gateway.state import MemoryState, RedisState, SharedState
@@ -34,6 +38,10 @@ class Runtime:
     state: SharedState
     vault: Vault
     keys: KeyAuthenticator
+    providers: ProviderDirectory
+    clients: UpstreamClients
+    models: ModelCatalog
+    usage: UsageRecorder
 
 
 def build_vault(settings: Settings) -> Vault:
@@ -112,8 +120,34 @@ async def open_runtime(
         flusher = asyncio.create_task(
             _flush_periodically(keys, settings.crp_last_used_flush_seconds)
         )
-        yield Runtime(settings, engine, sessions, state, vault, keys)
-        await keys.flush_last_used()
+        clients = UpstreamClients(
+            Timeouts(
+                connect=settings.crp_upstream_connect_timeout,
+                read=settings.crp_upstream_read_timeout,
+                stream_idle=settings.crp_upstream_stream_idle_timeout,
+            )
+        )
+        usage = UsageRecorder(sessions)
+        usage.start()
+        try:
+            yield Runtime(
+                settings=settings,
+                engine=engine,
+                sessions=sessions,
+                state=state,
+                vault=vault,
+                keys=keys,
+                providers=ProviderDirectory(
+                    sessions, vault, ttl=settings.crp_provider_cache_seconds
+                ),
+                clients=clients,
+                models=ModelCatalog(clients),
+                usage=usage,
+            )
+        finally:
+            await clients.aclose()
+            await usage.aclose()
+            await keys.flush_last_used()
     finally:
         if flusher is not None:
             flusher.cancel()

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     crp_key_cache_seconds: float = Field(default=1.0, ge=0.0, le=1.0)
     crp_last_used_flush_seconds: float = Field(default=30.0, gt=0.0)
 
+    # --- upstream providers -----------------------------------------------------
+    crp_upstream_connect_timeout: float = Field(default=10.0, gt=0)
+    crp_upstream_read_timeout: float = Field(default=600.0, gt=0)
+    crp_upstream_stream_idle_timeout: float = Field(default=120.0, gt=0)
+    crp_default_max_tokens: int = Field(default=4096, ge=1)
+    crp_provider_cache_seconds: float = Field(default=1.0, ge=0.0, le=5.0)
+
     # --- Clerk ------------------------------------------------------------------
     clerk_issuer: str | None = None
     clerk_secret_key: SecretStr | None = None

@@ -16,15 +16,9 @@ from fastapi import APIRouter, Path, Response, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, StringConstraints
 
 from crp_gateway.api.deps import AdminDep, RuntimeDep, SessionDep
+from crp_gateway.providers.kinds import DEFAULT_BASE_URLS, RESERVED_NAMES, ProviderKind
 from crp_gateway.services import providers
-from crp_gateway.services.providers import (
-    DEFAULT_BASE_URLS,
-    RESERVED_NAMES,
-    CredentialStatus,
-    ProviderKind,
-    ProviderSpec,
-    ProviderView,
-)
+from crp_gateway.services.providers import CredentialStatus, ProviderSpec, ProviderView
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
@@ -238,8 +232,8 @@ async def get_provider(
 
 @router.delete("/{name}")
 async def delete_provider(
-    name: NamePath, admin: AdminDep, session: SessionDep
+    name: NamePath, admin: AdminDep, runtime: RuntimeDep, session: SessionDep
 ) -> DeletedProvider:
     """Delete a provider and its sealed key."""
-    await providers.delete_provider(session, admin.tenant_id, name)
+    await providers.delete_provider(runtime, session, admin.tenant_id, name)
     return DeletedProvider(name=name)

@@ -10,37 +10,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crp_gateway.errors import NotFound, ProviderMisconfigured
 from crp_gateway.ids import new_id
 from crp_gateway.logging import get_logger
-from crp_gateway.runtime import Runtime
+from crp_gateway.providers.kinds import ProviderKind
 from crp_gateway.store.models import ProviderCredential
 from crp_gateway.store.models.base import utcnow
 from crp_gateway.store.repositories import ProviderRepository
 from crp_gateway.vault import Context, Envelope, Vault, VaultError
 
+if TYPE_CHECKING:  # the runtime holds the provider directory, which uses this module
+    from crp_gateway.runtime import Runtime
+
 log = get_logger("crp_gateway.providers")
 
 _HINT_MIN_KEY_LENGTH = 12
-
-
-class ProviderKind(StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
-    CUSTOM = "custom"
-
-
-#: Where a provider lives when the tenant does not say (each SDK's own default).
-DEFAULT_BASE_URLS = {
-    ProviderKind.OPENAI: "https://api.openai.com/v1",
-    ProviderKind.ANTHROPIC: "https://api.anthropic.com",
-}
-
-#: Names a custom provider may not take: they belong to the built-in kinds.
-RESERVED_NAMES = frozenset(kind.value for kind in ProviderKind)
 
 
 class CredentialStatus(StrEnum):
@@ -171,6 +159,7 @@ async def register(
     row.updated_at = now
     _seal_into(runtime.vault, row, spec.api_key)
     await session.flush()
+    runtime.providers.forget(tenant_id)
     log.info(
         "provider.registered" if created else "provider.rotated",
         tenant_id=tenant_id,
@@ -201,7 +190,10 @@ async def get_provider(
     return _view(runtime.vault, row)
 
 
-async def delete_provider(session: AsyncSession, tenant_id: str, name: str) -> None:
+async def delete_provider(
+    runtime: Runtime, session: AsyncSession, tenant_id: str, name: str
+) -> None:
     if not await ProviderRepository(session, tenant_id).delete(name):
         raise _not_found()
+    runtime.providers.forget(tenant_id)
     log.info("provider.deleted", tenant_id=tenant_id, provider=name)

@@ -10,10 +10,11 @@ query bypasses them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Update, func, or_, select, update
+from sqlalchemy import Select, Update, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crp_gateway.store.models import (
@@ -22,6 +23,7 @@ from crp_gateway.store.models import (
     SystemKey,
     Tenant,
     TenantOwned,
+    UsageRecord,
 )
 
 T = TypeVar("T", bound=TenantOwned)
@@ -161,3 +163,39 @@ class SystemKeyRepository:
 
     def add(self, key: SystemKey) -> None:
         self._session.add(key)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class UsageRepository(TenantScoped):
+    async def totals_since(self, since: datetime) -> UsageTotals:
+        statement = self._select(UsageRecord).where(UsageRecord.created_at >= since)
+        counted = statement.with_only_columns(
+            func.count(),
+            func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
+            func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+        )
+        row: Any = (await self._session.execute(counted)).one()
+        return UsageTotals(int(row[0]), int(row[1]), int(row[2]))
+
+    async def recent(self, limit: int = 100) -> Sequence[UsageRecord]:
+        statement = (
+            self._select(UsageRecord).order_by(UsageRecord.id.desc()).limit(limit)
+        )
+        return (await self._session.scalars(statement)).all()
+
+
+class UsageLog:
+    """Batched inserts of usage rows; each row carries its own ``tenant_id``."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self._session.execute(insert(UsageRecord), list(rows))

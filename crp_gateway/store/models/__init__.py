@@ -5,5 +5,14 @@ from crp_gateway.store.models.base import Base, TenantOwned
 from crp_gateway.store.models.provider_credential import ProviderCredential
 from crp_gateway.store.models.system_key import SystemKey
 from crp_gateway.store.models.tenant import Tenant
+from crp_gateway.store.models.usage_record import UsageRecord
 
-__all__ = ["ApiKey", "Base", "ProviderCredential", "SystemKey", "Tenant", "TenantOwned"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ProviderCredential",
+    "SystemKey",
+    "Tenant",
+    "TenantOwned",
+    "UsageRecord",
+]

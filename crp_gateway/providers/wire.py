@@ -1,0 +1,145 @@
+"""How to reach each kind of provider: URLs, headers, and one request helper.
+
+OpenAI and custom providers speak the OpenAI API under their ``base_url``
+(``.../v1``); Anthropic speaks the Messages API under its ``base_url`` (without
+``/v1``, as Anthropic's SDKs have it). The outbound headers are built from an
+allowlist: the provider key, the content type and a few provider-defined
+options the client may set. Nothing else of the client's request is forwarded:
+not its ``Authorization``, cookies, forwarding headers or any ``CRP-*`` header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from crp_gateway.errors import ProviderFailed, ProviderMisconfigured
+from crp_gateway.providers.errors import error_for_status, transport_errors
+from crp_gateway.providers.upstream import Upstream, UpstreamClients
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+#: Client headers an Anthropic provider may receive, unchanged.
+ANTHROPIC_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
+
+#: Upstream response headers worth handing back to the client.
+RETURNED_HEADER_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "openai-")
+
+
+def upstream_url(upstream: Upstream, path: str) -> str:
+    """``path`` is relative to the API root: ``chat/completions``, ``messages``."""
+    root = upstream.base_url if upstream.speaks_openai else f"{upstream.base_url}/v1"
+    return f"{root}/{path}"
+
+
+def _api_key(upstream: Upstream) -> str:
+    if upstream.api_key is None:
+        raise ProviderMisconfigured(
+            f"The stored API key of provider {upstream.name!r} cannot be decrypted "
+            f"by this gateway. Register it again with POST "
+            f"/v1/providers/{upstream.kind.value}."
+        )
+    return upstream.api_key
+
+
+def outbound_headers(
+    upstream: Upstream, client_headers: Mapping[str, str], *, stream: bool
+) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if stream:
+        headers["Accept"] = "text/event-stream"
+        headers["Accept-Encoding"] = "identity"
+    key = _api_key(upstream)
+    if upstream.speaks_openai:
+        headers["Authorization"] = f"Bearer {key}"
+        if upstream.organization:
+            headers["OpenAI-Organization"] = upstream.organization
+        return headers
+    headers["x-api-key"] = key
+    headers["anthropic-version"] = ANTHROPIC_VERSION
+    for name in ANTHROPIC_CLIENT_HEADERS:
+        if value := client_headers.get(name):
+            headers[name] = value
+    return headers
+
+
+def returned_headers(response: httpx.Response) -> dict[str, str]:
+    """The provider's rate-limit and processing headers, never a ``CRP-*`` one."""
+    kept = {
+        name: value
+        for name, value in response.headers.items()
+        if name.startswith(RETURNED_HEADER_PREFIXES)
+    }
+    for name in ("x-request-id", "request-id"):
+        if value := response.headers.get(name):
+            kept["x-upstream-request-id"] = value
+    return kept
+
+
+async def open_response(
+    clients: UpstreamClients,
+    upstream: Upstream,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    client_headers: Mapping[str, str] | None = None,
+    stream: bool = False,
+) -> httpx.Response:
+    """Send a request and return the response with its body still unread.
+
+    An error status is read, closed and raised as the gateway's error; the caller
+    owns (and must close) a successful response.
+    """
+    url = upstream_url(upstream, path)
+    client = clients.for_url(url)
+    content = None if body is None else json.dumps(body, separators=(",", ":"))
+    request = client.build_request(
+        method,
+        url,
+        content=content,
+        headers=outbound_headers(upstream, client_headers or {}, stream=stream),
+        timeout=clients.timeouts.for_request(stream=stream),
+    )
+    with transport_errors(upstream):
+        response = await client.send(request, stream=True)
+    if response.status_code >= 400:
+        try:
+            with transport_errors(upstream):
+                error_body = await response.aread()
+        finally:
+            await response.aclose()
+        raise error_for_status(
+            upstream, response.status_code, error_body, response.headers
+        )
+    return response
+
+
+async def request_json(
+    clients: UpstreamClients,
+    upstream: Upstream,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    client_headers: Mapping[str, str] | None = None,
+) -> tuple[bytes, Any, httpx.Response]:
+    """A complete JSON exchange: the raw body, its parsed value and the response."""
+    response = await open_response(
+        clients, upstream, method, path, body=body, client_headers=client_headers
+    )
+    try:
+        with transport_errors(upstream):
+            raw = await response.aread()
+    finally:
+        await response.aclose()
+    try:
+        return raw, json.loads(raw), response
+    except ValueError:
+        raise ProviderFailed(
+            f"Provider {upstream.name!r} answered {response.status_code} with a body "
+            "that is not JSON."
+        ) from None

@@ -1,0 +1,63 @@
+"""What one proxied call carries through the data path, and its timing header."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from crp_gateway.auth.authenticator import Principal
+from crp_gateway.proxy.routing import Route
+from crp_gateway.proxy.usage import Usage
+from crp_gateway.runtime import Runtime
+
+
+@dataclass(slots=True)
+class Timing:
+    """``Server-Timing``: gateway time and upstream time, told apart.
+
+    ``upstream`` is the time spent waiting on the provider: the whole exchange for
+    a complete answer, or until its response headers for a stream (the header is
+    sent before the stream ends). ``gateway`` is the rest of the time from the
+    moment the request arrived until our response headers.
+    """
+
+    started: float
+    upstream_seconds: float = 0.0
+
+    def header(self) -> str:
+        total = time.perf_counter() - self.started
+        gateway = max(0.0, total - self.upstream_seconds)
+        upstream = self.upstream_seconds
+        return f"gateway;dur={gateway * 1000:.2f}, upstream;dur={upstream * 1000:.2f}"
+
+
+@dataclass(slots=True)
+class Call:
+    runtime: Runtime
+    principal: Principal
+    request_id: str
+    client_headers: Mapping[str, str]
+    timing: Timing
+    endpoint: str
+    route: Route | None = None
+    usage: Usage | None = field(default=None)
+
+    def start_usage(self, route: Route, *, stream: bool) -> Usage:
+        self.route = route
+        self.usage = Usage(
+            tenant_id=self.principal.tenant_id,
+            key_id=self.principal.key_id,
+            request_id=self.request_id,
+            endpoint=self.endpoint,
+            provider=route.upstream.name,
+            model=route.model,
+            stream=stream,
+        )
+        return self.usage
+
+    def finish_usage(self, *, status: int = 200) -> None:
+        if self.usage is not None:
+            self.usage.status = status
+            self.runtime.usage.record(self.usage)
+            self.usage = None

@@ -1,0 +1,44 @@
+"""``POST /v1/embeddings`` through OpenAI and custom providers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.responses import Response
+
+from crp_gateway.errors import GatewayError, InvalidRequest
+from crp_gateway.providers import wire
+from crp_gateway.providers.translate import TokenUsage
+from crp_gateway.proxy import relay, validation
+from crp_gateway.proxy.call import Call
+from crp_gateway.proxy.chat import json_response, resolve
+
+
+async def embeddings(call: Call, body: dict[str, Any]) -> Response:
+    model = validation.embeddings_request(body)
+    route = await resolve(call, model, stream=False)
+    try:
+        if not route.upstream.speaks_openai:
+            raise InvalidRequest(
+                f"Provider {route.upstream.name!r} offers no embeddings; use an "
+                "OpenAI or custom provider (provider/model).",
+                code="unsupported_endpoint",
+                param="model",
+            )
+        started = time.perf_counter()
+        raw, parsed, response = await wire.request_json(
+            call.runtime.clients,
+            route.upstream,
+            "POST",
+            "embeddings",
+            body={**body, "model": route.model},
+        )
+        call.timing.upstream_seconds = time.perf_counter() - started
+    except GatewayError as error:
+        call.finish_usage(status=error.status_code)
+        raise
+    if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
+        relay.set_usage(call, TokenUsage.from_openai(parsed["usage"]))
+    call.finish_usage()
+    return json_response(call, raw, wire.returned_headers(response))

@@ -1,0 +1,181 @@
+"""Stream relays: provider SSE in, client SSE out, one event at a time.
+
+Each relay closes the upstream response when it ends for any reason, so a client
+that disconnects (Starlette cancels the response) closes the provider
+connection too, and records the call's usage exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import httpx
+
+from crp_gateway.errors import GatewayError
+from crp_gateway.providers import sse
+from crp_gateway.providers.errors import scrub, transport_errors
+from crp_gateway.providers.translate import (
+    AnthropicToOpenAIStream,
+    OpenAIToAnthropicStream,
+    ProviderStreamError,
+    TokenUsage,
+    encode_anthropic_event,
+)
+from crp_gateway.proxy.call import Call
+
+CLIENT_CLOSED_REQUEST = 499
+
+
+def set_usage(call: Call, usage: TokenUsage) -> None:
+    if call.usage is not None:
+        call.usage.prompt_tokens = usage.prompt_tokens
+        call.usage.completion_tokens = usage.completion_tokens
+
+
+StreamFailure = GatewayError | ProviderStreamError
+
+
+def compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def openai_error_event(error: StreamFailure) -> bytes:
+    """The error chunk the OpenAI SDKs raise on (``data: {"error": ...}``)."""
+    if isinstance(error, ProviderStreamError):
+        body = {
+            "error": {
+                "type": "provider_error",
+                "code": error.error_type,
+                "message": error.message,
+            }
+        }
+    else:
+        body = error.to_body()
+    return sse.encode_data(body)
+
+
+def anthropic_error_event(error: StreamFailure) -> bytes:
+    """Anthropic's ``event: error`` for either kind of failure."""
+    inner = {"type": error.error_type, "message": error.message}
+    return encode_anthropic_event({"type": "error", "error": inner})
+
+
+async def _relay(
+    call: Call,
+    response: httpx.Response,
+    handle: Callable[[sse.Event], Iterable[bytes]],
+    finish: Callable[[], Iterable[bytes]],
+    on_error: Callable[[StreamFailure], bytes],
+) -> AsyncIterator[bytes]:
+    status = 200
+    assert call.route is not None
+    try:
+        with transport_errors(call.route.upstream):
+            async for event in sse.events(response.aiter_bytes()):
+                for out in handle(event):
+                    yield out
+        for out in finish():
+            yield out
+    except GatewayError as error:
+        status = error.status_code
+        yield on_error(error)
+    except ProviderStreamError as error:
+        status = 502
+        upstream = call.route.upstream
+        yield on_error(
+            ProviderStreamError(error.error_type, scrub(error.message, upstream))
+        )
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED_REQUEST
+        raise
+    finally:
+        await response.aclose()
+        call.finish_usage(status=status)
+
+
+def openai_passthrough(
+    call: Call, response: httpx.Response, *, hide_usage_chunk: bool
+) -> AsyncIterator[bytes]:
+    """OpenAI-compatible provider to OpenAI client: events forwarded as they come.
+
+    The gateway always asks for ``include_usage``; when the client did not, the
+    usage-only chunk is read for billing and not forwarded.
+    """
+
+    def handle(event: sse.Event) -> Iterable[bytes]:
+        if b'"usage"' in event.data and event.data != sse.DONE:
+            chunk: Any = event.json()
+            if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+                set_usage(call, TokenUsage.from_openai(chunk["usage"]))
+                if hide_usage_chunk and not chunk.get("choices"):
+                    return ()
+        return (event.raw + b"\n\n",)
+
+    return _relay(call, response, handle, tuple, openai_error_event)
+
+
+def anthropic_to_openai(
+    call: Call, response: httpx.Response, translator: AnthropicToOpenAIStream
+) -> AsyncIterator[bytes]:
+    def handle(event: sse.Event) -> Iterable[bytes]:
+        chunks = translator.process(event.json())
+        set_usage(call, translator.usage)
+        return [sse.encode_data(chunk) for chunk in chunks]
+
+    def finish() -> Iterable[bytes]:
+        return (b"data: [DONE]\n\n",)
+
+    return _relay(call, response, handle, finish, openai_error_event)
+
+
+def anthropic_passthrough(call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+    """Anthropic provider to Anthropic client: events forwarded unchanged."""
+    seen: dict[str, Any] = {}
+
+    def handle(event: sse.Event) -> Iterable[bytes]:
+        if event.name in {b"message_start", b"message_delta"}:
+            payload: Any = json.loads(event.data)
+            usage = (
+                payload.get("message", {}).get("usage")
+                if event.name == b"message_start"
+                else payload.get("usage")
+            )
+            if isinstance(usage, dict):
+                seen.update({k: v for k, v in usage.items() if v is not None})
+                set_usage(call, TokenUsage.from_anthropic(seen))
+        elif event.name == b"error":
+            error = json.loads(event.data).get("error", {})
+            raise ProviderStreamError(
+                str(error.get("type", "api_error")), str(error.get("message", ""))
+            )
+        return (event.raw + b"\n\n",)
+
+    return _relay(call, response, handle, tuple, anthropic_error_event)
+
+
+def openai_to_anthropic(
+    call: Call, response: httpx.Response, translator: OpenAIToAnthropicStream
+) -> AsyncIterator[bytes]:
+    finished = False
+
+    def handle(event: sse.Event) -> Iterable[bytes]:
+        nonlocal finished
+        if event.data == sse.DONE:
+            finished = True
+            out = translator.finish()
+        else:
+            out = translator.process(event.json())
+        set_usage(call, translator.usage)
+        return [encode_anthropic_event(item) for item in out]
+
+    def finish() -> Iterable[bytes]:
+        if finished:
+            return ()
+        out = translator.finish()
+        set_usage(call, translator.usage)
+        return [encode_anthropic_event(item) for item in out]
+
+    return _relay(call, response, handle, finish, anthropic_error_event)
