@@ -108,6 +108,8 @@ def configure_logging(*, level: str, json: bool) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic narrates every migration context at INFO; store.migrated says it once.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every upstream request at INFO; http.request already has ours.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

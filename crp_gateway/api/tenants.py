@@ -31,12 +31,20 @@ class SignUpResponse(BaseModel):
     plan: str
 
 
+class PeriodUsage(BaseModel):
+    period_start: datetime
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class TenantProfile(BaseModel):
     tenant_id: str
     name: str
     email: str
     plan: str
     created_at: datetime
+    usage: PeriodUsage
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -54,12 +62,19 @@ async def create_tenant(
 
 @router.get("/me")
 async def me(principal: PrincipalDep, runtime: RuntimeDep) -> TenantProfile:
-    """The calling key's tenant."""
-    tenant = await tenants.get_tenant(runtime, principal.tenant_id)
+    """The calling key's tenant and its usage this calendar month (UTC)."""
+    profile = await tenants.get_profile(runtime, principal.tenant_id)
+    tenant = profile.tenant
     return TenantProfile(
         tenant_id=tenant.id,
         name=tenant.name,
         email=tenant.email,
         plan=tenant.plan,
         created_at=tenant.created_at,
+        usage=PeriodUsage(
+            period_start=profile.period_start,
+            requests=profile.usage.requests,
+            prompt_tokens=profile.usage.prompt_tokens,
+            completion_tokens=profile.usage.completion_tokens,
+        ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
@@ -16,7 +17,12 @@ from crp_gateway.settings import SignupMode
 from crp_gateway.store.database import transaction
 from crp_gateway.store.models import Tenant
 from crp_gateway.store.models.base import utcnow
-from crp_gateway.store.repositories import ApiKeyRepository, TenantRepository
+from crp_gateway.store.repositories import (
+    ApiKeyRepository,
+    TenantRepository,
+    UsageRepository,
+    UsageTotals,
+)
 
 log = get_logger("crp_gateway.tenants")
 
@@ -79,9 +85,24 @@ async def sign_up(
     return SignUp(tenant=tenant, key=issued)
 
 
-async def get_tenant(runtime: Runtime, tenant_id: str) -> Tenant:
+@dataclass(frozen=True, slots=True)
+class Profile:
+    tenant: Tenant
+    period_start: datetime
+    usage: UsageTotals
+
+
+def period_start(now: datetime) -> datetime:
+    """The billing period is the calendar month, in UTC."""
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+async def get_profile(runtime: Runtime, tenant_id: str) -> Profile:
+    """The tenant and its usage this period (as written so far; see usage.py)."""
+    since = period_start(utcnow())
     async with runtime.sessions() as session:
         tenant = await TenantRepository(session).get(tenant_id)
-    if tenant is None:
-        raise NotFound("Tenant not found.", code="tenant_not_found")
-    return tenant
+        if tenant is None:
+            raise NotFound("Tenant not found.", code="tenant_not_found")
+        usage = await UsageRepository(session, tenant_id).totals_since(since)
+    return Profile(tenant=tenant, period_start=since, usage=usage)
