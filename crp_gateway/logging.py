@@ -108,7 +108,7 @@ def configure_logging(*, level: str, json: bool) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic narrates every migration context at INFO; store.migrated says it once.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every upstream request at INFO; http.request already has ours.
+    # HTTP client libraries narrate every request at INFO; http.request has ours.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 

@@ -1,6 +1,6 @@
 """Turning a provider's failure into the gateway's answer, at exactly one boundary.
 
-:func:`transport_errors` maps ``httpx`` exceptions (most specific first) and
+:func:`transport_errors` maps ``aiohttp`` exceptions (most specific first) and
 :func:`raise_for_status` maps an upstream error status. Every message that quotes
 the provider is scrubbed of the provider key first.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from crp_gateway.errors import (
     GatewayError,
@@ -53,7 +53,7 @@ def upstream_message(body: bytes, upstream: Upstream) -> str:
     return "no detail"
 
 
-def _retry_after(headers: httpx.Headers) -> int | None:
+def _retry_after(headers: Mapping[str, str]) -> int | None:
     value = headers.get("retry-after", "")
     try:
         return max(1, round(float(value)))
@@ -62,7 +62,7 @@ def _retry_after(headers: httpx.Headers) -> int | None:
 
 
 def error_for_status(
-    upstream: Upstream, status: int, body: bytes, headers: httpx.Headers
+    upstream: Upstream, status: int, body: bytes, headers: Mapping[str, str]
 ) -> GatewayError:
     """The gateway error for a provider's ``status`` (>= 400)."""
     name = upstream.name
@@ -90,20 +90,20 @@ def error_for_status(
 
 @contextlib.contextmanager
 def transport_errors(upstream: Upstream) -> Iterator[None]:
-    """Map ``httpx`` failures talking to ``upstream`` to gateway errors."""
+    """Map ``aiohttp`` failures talking to ``upstream`` to gateway errors."""
     name = upstream.name
     try:
         yield
-    except httpx.TimeoutException as exc:
+    except TimeoutError as exc:
         raise ProviderTimeout(
             f"Provider {name!r} did not answer in time ({type(exc).__name__})."
         ) from exc
-    except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
+    except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:
         raise ProviderFailed(
             f"Provider {name!r} is unreachable at its base_url.",
             code="provider_unreachable",
         ) from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise ProviderFailed(
             f"Provider {name!r} broke the connection ({type(exc).__name__}).",
             code="provider_unreachable",

@@ -14,13 +14,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from crp_gateway.errors import ProviderFailed, ProviderMisconfigured
 from crp_gateway.providers.errors import error_for_status, transport_errors
 from crp_gateway.providers.upstream import Upstream, UpstreamClients
 
 ANTHROPIC_VERSION = "2023-06-01"
+_CONNECT_ATTEMPTS = 2
 
 #: Client headers an Anthropic provider may receive, unchanged.
 ANTHROPIC_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -66,17 +67,43 @@ def outbound_headers(
     return headers
 
 
-def returned_headers(response: httpx.Response) -> dict[str, str]:
+def returned_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     """The provider's rate-limit and processing headers, never a ``CRP-*`` one."""
     kept = {
-        name: value
+        name.lower(): value
         for name, value in response.headers.items()
-        if name.startswith(RETURNED_HEADER_PREFIXES)
+        if name.lower().startswith(RETURNED_HEADER_PREFIXES)
     }
     for name in ("x-request-id", "request-id"):
         if value := response.headers.get(name):
             kept["x-upstream-request-id"] = value
     return kept
+
+
+async def _send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    data: bytes | None,
+    headers: dict[str, str],
+    timeout: aiohttp.ClientTimeout,
+) -> aiohttp.ClientResponse:
+    """One request; a failure to *connect* (nothing sent yet) is retried once."""
+    for attempt in range(_CONNECT_ATTEMPTS):
+        try:
+            return await session.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except aiohttp.ClientConnectorError:
+            if attempt + 1 == _CONNECT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def open_response(
@@ -88,33 +115,30 @@ async def open_response(
     body: Any = None,
     client_headers: Mapping[str, str] | None = None,
     stream: bool = False,
-) -> httpx.Response:
+) -> aiohttp.ClientResponse:
     """Send a request and return the response with its body still unread.
 
     An error status is read, closed and raised as the gateway's error; the caller
-    owns (and must close) a successful response.
+    owns (and must release or close) a successful response.
     """
     url = upstream_url(upstream, path)
-    client = clients.for_url(url)
-    content = None if body is None else json.dumps(body, separators=(",", ":"))
-    request = client.build_request(
-        method,
-        url,
-        content=content,
-        headers=outbound_headers(upstream, client_headers or {}, stream=stream),
-        timeout=clients.timeouts.for_request(stream=stream),
-    )
+    data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
     with transport_errors(upstream):
-        response = await client.send(request, stream=True)
-    if response.status_code >= 400:
+        response = await _send(
+            clients.for_url(url),
+            method,
+            url,
+            data=data,
+            headers=outbound_headers(upstream, client_headers or {}, stream=stream),
+            timeout=clients.timeouts.for_request(stream=stream),
+        )
+    if response.status >= 400:
         try:
             with transport_errors(upstream):
-                error_body = await response.aread()
+                error_body = await response.read()
         finally:
-            await response.aclose()
-        raise error_for_status(
-            upstream, response.status_code, error_body, response.headers
-        )
+            response.release()
+        raise error_for_status(upstream, response.status, error_body, response.headers)
     return response
 
 
@@ -126,20 +150,20 @@ async def request_json(
     *,
     body: Any = None,
     client_headers: Mapping[str, str] | None = None,
-) -> tuple[bytes, Any, httpx.Response]:
+) -> tuple[bytes, Any, aiohttp.ClientResponse]:
     """A complete JSON exchange: the raw body, its parsed value and the response."""
     response = await open_response(
         clients, upstream, method, path, body=body, client_headers=client_headers
     )
     try:
         with transport_errors(upstream):
-            raw = await response.aread()
+            raw = await response.read()
     finally:
-        await response.aclose()
+        response.release()
     try:
         return raw, json.loads(raw), response
     except ValueError:
         raise ProviderFailed(
-            f"Provider {upstream.name!r} answered {response.status_code} with a body "
+            f"Provider {upstream.name!r} answered {response.status} with a body "
             "that is not JSON."
         ) from None

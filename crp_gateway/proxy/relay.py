@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from crp_gateway.errors import GatewayError
 from crp_gateway.providers import sse
@@ -65,7 +65,7 @@ def anthropic_error_event(error: StreamFailure) -> bytes:
 
 async def _relay(
     call: Call,
-    response: httpx.Response,
+    response: aiohttp.ClientResponse,
     handle: Callable[[sse.Event], Iterable[bytes]],
     finish: Callable[[], Iterable[bytes]],
     on_error: Callable[[StreamFailure], bytes],
@@ -74,7 +74,7 @@ async def _relay(
     assert call.route is not None
     try:
         with transport_errors(call.route.upstream):
-            async for event in sse.events(response.aiter_bytes()):
+            async for event in sse.events(response.content.iter_any()):
                 for out in handle(event):
                     yield out
         for out in finish():
@@ -92,12 +92,15 @@ async def _relay(
         status = CLIENT_CLOSED_REQUEST
         raise
     finally:
-        await response.aclose()
+        if status == 200:
+            response.release()  # fully read: the connection goes back to the pool
+        else:
+            response.close()  # cut short: close the provider connection now
         call.finish_usage(status=status)
 
 
 def openai_passthrough(
-    call: Call, response: httpx.Response, *, hide_usage_chunk: bool
+    call: Call, response: aiohttp.ClientResponse, *, hide_usage_chunk: bool
 ) -> AsyncIterator[bytes]:
     """OpenAI-compatible provider to OpenAI client: events forwarded as they come.
 
@@ -118,7 +121,7 @@ def openai_passthrough(
 
 
 def anthropic_to_openai(
-    call: Call, response: httpx.Response, translator: AnthropicToOpenAIStream
+    call: Call, response: aiohttp.ClientResponse, translator: AnthropicToOpenAIStream
 ) -> AsyncIterator[bytes]:
     def handle(event: sse.Event) -> Iterable[bytes]:
         chunks = translator.process(event.json())
@@ -131,7 +134,9 @@ def anthropic_to_openai(
     return _relay(call, response, handle, finish, openai_error_event)
 
 
-def anthropic_passthrough(call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+def anthropic_passthrough(
+    call: Call, response: aiohttp.ClientResponse
+) -> AsyncIterator[bytes]:
     """Anthropic provider to Anthropic client: events forwarded unchanged."""
     seen: dict[str, Any] = {}
 
@@ -157,7 +162,7 @@ def anthropic_passthrough(call: Call, response: httpx.Response) -> AsyncIterator
 
 
 def openai_to_anthropic(
-    call: Call, response: httpx.Response, translator: OpenAIToAnthropicStream
+    call: Call, response: aiohttp.ClientResponse, translator: OpenAIToAnthropicStream
 ) -> AsyncIterator[bytes]:
     finished = False
 
