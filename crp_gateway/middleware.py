@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crp_gateway.errors import error_body
+from crp_gateway.governance.headers import SECURITY_HEADERS
 from crp_gateway.ids import random_token
 from crp_gateway.logging import get_logger
 
@@ -27,10 +28,12 @@ _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{8,64}")
 
 class RequestContextMiddleware:
     """Gives every request an id (``X-Request-Id``), binds it to the log context,
-    and writes one ``http.request`` line when the response ends."""
+    adds the security headers of crp-protocol.md §2.2 (015§7) to every response
+    that does not set its own, and writes one ``http.request`` line at the end."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._security = list(SECURITY_HEADERS.items())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +55,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = request_id
+                for name, value in self._security:
+                    headers.setdefault(name, value)
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):

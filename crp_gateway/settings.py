@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     crp_upstream_stream_idle_timeout: float = Field(default=120.0, gt=0)
     crp_default_max_tokens: int = Field(default=4096, ge=1)
     crp_provider_cache_seconds: float = Field(default=1.0, ge=0.0, le=5.0)
+    #: CRP governance of every call. Off only to measure its cost (bench/).
+    crp_governance: bool = True
 
     # --- Clerk ------------------------------------------------------------------
     clerk_issuer: str | None = None

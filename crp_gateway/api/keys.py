@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from crp_gateway.api.deps import AdminDep, RuntimeDep, SessionDep
+from crp_gateway.api.tenants import SafetyPolicyText
 from crp_gateway.auth.keys import Role
 from crp_gateway.services import keys
 from crp_gateway.services.keys import KeyView
@@ -26,6 +27,7 @@ class CreateKeyRequest(BaseModel):
     name: KeyName
     role: Role = Role.INFERENCE
     rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    safety_policy: SafetyPolicyText = None
 
 
 class KeyOut(BaseModel):
@@ -35,6 +37,7 @@ class KeyOut(BaseModel):
     role: Role
     hint: str
     rpm_limit: int | None
+    safety_policy: str | None
     created_at: datetime
     last_used_at: datetime | None
 
@@ -46,6 +49,7 @@ class KeyOut(BaseModel):
             role=view.role,
             hint=view.hint,
             rpm_limit=view.rpm_limit,
+            safety_policy=view.safety_policy,
             created_at=view.created_at,
             last_used_at=view.last_used_at,
         )
@@ -78,6 +82,7 @@ async def create_key(
         name=body.name,
         role=body.role,
         rpm_limit=body.rpm_limit,
+        safety_policy=body.safety_policy,
     )
     return CreatedKeyOut(**KeyOut.of(view).model_dump(), api_key=issued.token)
 

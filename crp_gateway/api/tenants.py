@@ -6,9 +6,17 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
-from crp_gateway.api.deps import ClientAddressDep, PrincipalDep, RuntimeDep
+from crp_gateway.api.deps import AdminDep, ClientAddressDep, PrincipalDep, RuntimeDep
+from crp_gateway.governance.policy import PolicyError, parse_policy
 from crp_gateway.services import tenants
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
@@ -31,6 +39,34 @@ class SignUpResponse(BaseModel):
     plan: str
 
 
+def _valid_policy(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        parse_policy(value)
+    except PolicyError as error:
+        directive = f" (directive {error.directive!r})" if error.directive else ""
+        raise ValueError(
+            f"not a valid CRP-Safety-Policy{directive}: {error.message}"
+        ) from None
+    return value.strip()
+
+
+SafetyPolicyText = Annotated[
+    str | None, StringConstraints(max_length=4096), AfterValidator(_valid_policy)
+]
+
+
+class PolicyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    safety_policy: SafetyPolicyText
+
+
+class PolicyOut(BaseModel):
+    safety_policy: str | None
+
+
 class PeriodUsage(BaseModel):
     period_start: datetime
     requests: int
@@ -43,6 +79,7 @@ class TenantProfile(BaseModel):
     name: str
     email: str
     plan: str
+    safety_policy: str | None
     created_at: datetime
     usage: PeriodUsage
 
@@ -70,6 +107,7 @@ async def me(principal: PrincipalDep, runtime: RuntimeDep) -> TenantProfile:
         name=tenant.name,
         email=tenant.email,
         plan=tenant.plan,
+        safety_policy=tenant.safety_policy,
         created_at=tenant.created_at,
         usage=PeriodUsage(
             period_start=profile.period_start,
@@ -78,3 +116,12 @@ async def me(principal: PrincipalDep, runtime: RuntimeDep) -> TenantProfile:
             completion_tokens=profile.usage.completion_tokens,
         ),
     )
+
+
+@router.put("/me/policy")
+async def set_default_policy(
+    body: PolicyRequest, admin: AdminDep, runtime: RuntimeDep
+) -> PolicyOut:
+    """Set (or clear, with null) the tenant's default CRP-Safety-Policy."""
+    await tenants.set_default_policy(runtime, admin.tenant_id, body.safety_policy)
+    return PolicyOut(safety_policy=body.safety_policy)

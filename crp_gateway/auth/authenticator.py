@@ -32,6 +32,7 @@ class Principal:
     key_id: str
     role: Role
     rpm_limit: int | None
+    safety_policy: str | None = None
 
 
 class KeyAuthenticator:
@@ -80,6 +81,7 @@ class KeyAuthenticator:
             key_id=row.id,
             role=Role(row.role),
             rpm_limit=row.rpm_limit,
+            safety_policy=row.safety_policy,
         )
 
     def _remember(

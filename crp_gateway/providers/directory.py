@@ -1,4 +1,4 @@
-"""Each tenant's providers with their keys opened, cached for a second.
+"""Each tenant's providers (keys opened) and policy settings, cached for a second.
 
 The data path asks for a tenant's providers on every call; reading and
 decrypting them each time would cost a query and an AES-GCM open per request.
@@ -10,6 +10,7 @@ it (:meth:`ProviderDirectory.forget`). Plaintext keys exist only in this memory.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,7 +19,7 @@ from crp_gateway.providers.kinds import ProviderKind
 from crp_gateway.providers.upstream import Upstream
 from crp_gateway.services.providers import open_api_key
 from crp_gateway.store.models import ProviderCredential
-from crp_gateway.store.repositories import ProviderRepository
+from crp_gateway.store.repositories import ProviderRepository, TenantRepository
 from crp_gateway.vault import Vault
 
 _MAX_TENANTS = 10_000
@@ -40,6 +41,15 @@ def _upstream(vault: Vault, row: ProviderCredential) -> Upstream:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TenantContext:
+    """What the data path needs of a tenant on every call."""
+
+    upstreams: tuple[Upstream, ...]
+    plan: str
+    safety_policy: str | None
+
+
 class ProviderDirectory:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], vault: Vault, *, ttl: float
@@ -47,20 +57,28 @@ class ProviderDirectory:
         self._sessions = sessions
         self._vault = vault
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, tuple[Upstream, ...]]] = {}
+        self._cache: dict[str, tuple[float, TenantContext]] = {}
 
-    async def for_tenant(self, tenant_id: str) -> tuple[Upstream, ...]:
+    async def context(self, tenant_id: str) -> TenantContext:
         now = time.monotonic()
         cached = self._cache.get(tenant_id)
         if cached is not None and cached[0] > now:
             return cached[1]
         async with self._sessions() as session:
             rows = await ProviderRepository(session, tenant_id).list()
-        upstreams = tuple(_upstream(self._vault, row) for row in rows)
+            tenant = await TenantRepository(session).get(tenant_id)
+        context = TenantContext(
+            upstreams=tuple(_upstream(self._vault, row) for row in rows),
+            plan=tenant.plan if tenant else "free",
+            safety_policy=tenant.safety_policy if tenant else None,
+        )
         if len(self._cache) >= _MAX_TENANTS:
             self._cache.clear()
-        self._cache[tenant_id] = (now + self._ttl, upstreams)
-        return upstreams
+        self._cache[tenant_id] = (now + self._ttl, context)
+        return context
+
+    async def for_tenant(self, tenant_id: str) -> tuple[Upstream, ...]:
+        return (await self.context(tenant_id)).upstreams
 
     def forget(self, tenant_id: str) -> None:
         self._cache.pop(tenant_id, None)

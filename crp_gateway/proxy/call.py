@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from crp_gateway.auth.authenticator import Principal
+from crp_gateway.governance.engine import Prepared
 from crp_gateway.proxy.routing import Route
 from crp_gateway.proxy.usage import Usage
 from crp_gateway.runtime import Runtime
@@ -42,6 +43,14 @@ class Call:
     endpoint: str
     route: Route | None = None
     usage: Usage | None = field(default=None)
+    governance: Prepared | None = None
+    output: list[str] = field(default_factory=list)
+    _recorded: bool = False
+
+    def collect(self, text: str) -> None:
+        """Keep answer text for the governance verdict (only when governed)."""
+        if self.governance is not None and text:
+            self.output.append(text)
 
     def start_usage(self, route: Route, *, stream: bool) -> Usage:
         self.route = route
@@ -57,7 +66,8 @@ class Call:
         return self.usage
 
     def finish_usage(self, *, status: int = 200) -> None:
-        if self.usage is not None:
+        """Record the call's usage, once, with its final status."""
+        if self.usage is not None and not self._recorded:
             self.usage.status = status
             self.runtime.usage.record(self.usage)
-            self.usage = None
+            self._recorded = True

@@ -2,7 +2,8 @@
 
 OpenAI-compatible providers get the client's body unchanged but for ``model``
 (and ``stream_options.include_usage`` on streams, for billing); Anthropic
-providers get it translated both ways.
+providers get it translated both ways. Every call is governed
+(``proxy.governed``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from crp_gateway.errors import GatewayError, InvalidRequest
+from crp_gateway.governance import texts
 from crp_gateway.providers import wire
 from crp_gateway.providers.translate import (
     AnthropicToOpenAIStream,
@@ -21,11 +23,9 @@ from crp_gateway.providers.translate import (
     anthropic_response_to_openai,
     openai_request_to_anthropic,
 )
-from crp_gateway.proxy import relay, routing, validation
+from crp_gateway.proxy import governed, relay, routing, validation
 from crp_gateway.proxy.call import Call
 from crp_gateway.proxy.routing import Route
-
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def json_response(call: Call, content: bytes, headers: dict[str, str]) -> Response:
@@ -33,26 +33,33 @@ def json_response(call: Call, content: bytes, headers: dict[str, str]) -> Respon
     return Response(content, media_type="application/json", headers=headers)
 
 
-def stream_response(call: Call, body: Any, headers: dict[str, str]) -> Response:
-    headers.update(STREAM_HEADERS)
-    headers["Server-Timing"] = call.timing.header()
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
-
-
 def translation_error(error: TranslationError) -> InvalidRequest:
     return InvalidRequest(str(error), code="unsupported_parameter", param=error.field)
 
 
-async def resolve(call: Call, model: str, *, stream: bool) -> Route:
-    upstreams = await call.runtime.providers.for_tenant(call.principal.tenant_id)
-    route = routing.route(upstreams, model)
+async def resolve(
+    call: Call, body: dict[str, Any], model: str, *, stream: bool
+) -> Route:
+    """Route the call, then run governance's request phase on it."""
+    context = await call.runtime.providers.context(call.principal.tenant_id)
+    route = routing.route(context.upstreams, model)
     call.start_usage(route, stream=stream)
+    governed.prepare(call, body, context)
     return route
+
+
+def complete(
+    call: Call, content: bytes, output_text: str, upstream_headers: dict[str, str]
+) -> Response:
+    """A complete answer: decided, usage recorded, CRP headers attached."""
+    upstream_headers.update(governed.conclude(call, output_text))
+    call.finish_usage()
+    return json_response(call, content, upstream_headers)
 
 
 async def chat_completions(call: Call, body: dict[str, Any]) -> Response:
     model, stream = validation.chat_request(body)
-    route = await resolve(call, model, stream=stream)
+    route = await resolve(call, body, model, stream=stream)
     try:
         if route.upstream.speaks_openai:
             if stream:
@@ -76,10 +83,10 @@ async def _openai_complete(call: Call, route: Route, body: dict[str, Any]) -> Re
         body={**body, "model": route.model},
     )
     call.timing.upstream_seconds = time.perf_counter() - started
-    if call.usage is not None and isinstance(parsed.get("usage"), dict):
+    if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
         relay.set_usage(call, TokenUsage.from_openai(parsed["usage"]))
-    call.finish_usage()
-    return json_response(call, raw, wire.returned_headers(response))
+    output = texts.openai_output_text(parsed) if isinstance(parsed, dict) else ""
+    return complete(call, raw, output, wire.returned_headers(response))
 
 
 async def _openai_stream(call: Call, route: Route, body: dict[str, Any]) -> Response:
@@ -102,7 +109,7 @@ async def _openai_stream(call: Call, route: Route, body: dict[str, Any]) -> Resp
     events = relay.openai_passthrough(
         call, response, hide_usage_chunk=options.get("include_usage") is not True
     )
-    return stream_response(call, events, wire.returned_headers(response))
+    return await governed.respond_stream(call, events, wire.returned_headers(response))
 
 
 def _to_anthropic(call: Call, route: Route, body: dict[str, Any]) -> dict[str, Any]:
@@ -134,9 +141,11 @@ async def _anthropic_complete(
         parsed, model=route.model, created=int(time.time())
     )
     relay.set_usage(call, TokenUsage.from_anthropic(parsed.get("usage") or {}))
-    call.finish_usage()
-    return json_response(
-        call, relay.compact_json(answer), wire.returned_headers(response)
+    return complete(
+        call,
+        relay.compact_json(answer),
+        texts.openai_output_text(answer),
+        wire.returned_headers(response),
     )
 
 
@@ -159,4 +168,4 @@ async def _anthropic_stream(call: Call, route: Route, body: dict[str, Any]) -> R
         model=route.model, created=int(time.time()), include_usage=include_usage
     )
     events = relay.anthropic_to_openai(call, response, translator)
-    return stream_response(call, events, wire.returned_headers(response))
+    return await governed.respond_stream(call, events, wire.returned_headers(response))

@@ -10,14 +10,16 @@ from starlette.responses import Response
 from crp_gateway.errors import GatewayError, InvalidRequest
 from crp_gateway.providers import wire
 from crp_gateway.providers.translate import TokenUsage
-from crp_gateway.proxy import relay, validation
+from crp_gateway.proxy import relay, routing, validation
 from crp_gateway.proxy.call import Call
-from crp_gateway.proxy.chat import json_response, resolve
+from crp_gateway.proxy.chat import json_response
 
 
 async def embeddings(call: Call, body: dict[str, Any]) -> Response:
     model = validation.embeddings_request(body)
-    route = await resolve(call, model, stream=False)
+    context = await call.runtime.providers.context(call.principal.tenant_id)
+    route = routing.route(context.upstreams, model)
+    call.start_usage(route, stream=False)
     try:
         if not route.upstream.speaks_openai:
             raise InvalidRequest(

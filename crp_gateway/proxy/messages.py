@@ -12,6 +12,7 @@ from typing import Any
 from starlette.responses import Response
 
 from crp_gateway.errors import GatewayError
+from crp_gateway.governance import texts
 from crp_gateway.providers import wire
 from crp_gateway.providers.translate import (
     OpenAIToAnthropicStream,
@@ -20,20 +21,15 @@ from crp_gateway.providers.translate import (
     anthropic_request_to_openai,
     openai_response_to_anthropic,
 )
-from crp_gateway.proxy import relay, validation
+from crp_gateway.proxy import governed, relay, validation
 from crp_gateway.proxy.call import Call
-from crp_gateway.proxy.chat import (
-    json_response,
-    resolve,
-    stream_response,
-    translation_error,
-)
+from crp_gateway.proxy.chat import complete, resolve, translation_error
 from crp_gateway.proxy.routing import Route
 
 
 async def messages(call: Call, body: dict[str, Any]) -> Response:
     model, stream = validation.messages_request(body)
-    route = await resolve(call, model, stream=stream)
+    route = await resolve(call, body, model, stream=stream)
     try:
         if route.upstream.speaks_openai:
             return await _via_openai(call, route, body, stream=stream)
@@ -62,7 +58,9 @@ async def _native(
         )
         call.timing.upstream_seconds = time.perf_counter() - started
         events = relay.anthropic_passthrough(call, response)
-        return stream_response(call, events, wire.returned_headers(response))
+        return await governed.respond_stream(
+            call, events, wire.returned_headers(response)
+        )
     raw, parsed, response = await wire.request_json(
         call.runtime.clients,
         route.upstream,
@@ -73,8 +71,8 @@ async def _native(
     )
     call.timing.upstream_seconds = time.perf_counter() - started
     relay.set_usage(call, TokenUsage.from_anthropic(parsed.get("usage") or {}))
-    call.finish_usage()
-    return json_response(call, raw, wire.returned_headers(response))
+    output = texts.anthropic_output_text(parsed) if isinstance(parsed, dict) else ""
+    return complete(call, raw, output, wire.returned_headers(response))
 
 
 async def _via_openai(
@@ -97,14 +95,18 @@ async def _via_openai(
         call.timing.upstream_seconds = time.perf_counter() - started
         translator = OpenAIToAnthropicStream(model=route.model)
         events = relay.openai_to_anthropic(call, response, translator)
-        return stream_response(call, events, wire.returned_headers(response))
+        return await governed.respond_stream(
+            call, events, wire.returned_headers(response)
+        )
     _raw, parsed, response = await wire.request_json(
         call.runtime.clients, route.upstream, "POST", "chat/completions", body=request
     )
     call.timing.upstream_seconds = time.perf_counter() - started
     answer = openai_response_to_anthropic(parsed, model=route.model)
     relay.set_usage(call, TokenUsage.from_openai(parsed.get("usage") or {}))
-    call.finish_usage()
-    return json_response(
-        call, relay.compact_json(answer), wire.returned_headers(response)
+    return complete(
+        call,
+        relay.compact_json(answer),
+        texts.anthropic_output_text(answer),
+        wire.returned_headers(response),
     )

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from crp_gateway.errors import GatewayError
+from crp_gateway.governance import texts
 from crp_gateway.providers import sse
 from crp_gateway.providers.errors import scrub, transport_errors
 from crp_gateway.providers.translate import (
@@ -108,13 +109,19 @@ def openai_passthrough(
     usage-only chunk is read for billing and not forwarded.
     """
 
+    governed = call.governance is not None
+
     def handle(event: sse.Event) -> Iterable[bytes]:
-        if b'"usage"' in event.data and event.data != sse.DONE:
-            chunk: Any = event.json()
-            if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
-                set_usage(call, TokenUsage.from_openai(chunk["usage"]))
-                if hide_usage_chunk and not chunk.get("choices"):
-                    return ()
+        if event.data == sse.DONE or not (governed or b'"usage"' in event.data):
+            return (event.raw + b"\n\n",)
+        chunk: Any = event.json()
+        if not isinstance(chunk, dict):
+            return (event.raw + b"\n\n",)
+        call.collect(texts.openai_chunk_text(chunk))
+        if isinstance(chunk.get("usage"), dict):
+            set_usage(call, TokenUsage.from_openai(chunk["usage"]))
+            if hide_usage_chunk and not chunk.get("choices"):
+                return ()
         return (event.raw + b"\n\n",)
 
     return _relay(call, response, handle, tuple, openai_error_event)
@@ -124,7 +131,9 @@ def anthropic_to_openai(
     call: Call, response: aiohttp.ClientResponse, translator: AnthropicToOpenAIStream
 ) -> AsyncIterator[bytes]:
     def handle(event: sse.Event) -> Iterable[bytes]:
-        chunks = translator.process(event.json())
+        payload = event.json()
+        call.collect(texts.anthropic_event_text(payload))
+        chunks = translator.process(payload)
         set_usage(call, translator.usage)
         return [sse.encode_data(chunk) for chunk in chunks]
 
@@ -141,7 +150,9 @@ def anthropic_passthrough(
     seen: dict[str, Any] = {}
 
     def handle(event: sse.Event) -> Iterable[bytes]:
-        if event.name in {b"message_start", b"message_delta"}:
+        if event.name == b"content_block_delta" and call.governance is not None:
+            call.collect(texts.anthropic_event_text(json.loads(event.data)))
+        elif event.name in {b"message_start", b"message_delta"}:
             payload: Any = json.loads(event.data)
             usage = (
                 payload.get("message", {}).get("usage")
@@ -172,7 +183,9 @@ def openai_to_anthropic(
             finished = True
             out = translator.finish()
         else:
-            out = translator.process(event.json())
+            chunk = event.json()
+            call.collect(texts.openai_chunk_text(chunk))
+            out = translator.process(chunk)
         set_usage(call, translator.usage)
         return [encode_anthropic_event(item) for item in out]
 

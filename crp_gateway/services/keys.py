@@ -29,6 +29,7 @@ class KeyView:
     role: Role
     hint: str
     rpm_limit: int | None
+    safety_policy: str | None
     created_at: datetime
     last_used_at: datetime | None
 
@@ -40,13 +41,20 @@ def _view(row: ApiKey) -> KeyView:
         role=Role(row.role),
         hint=row.hint,
         rpm_limit=row.rpm_limit,
+        safety_policy=row.safety_policy,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
     )
 
 
 def new_key_row(
-    runtime: Runtime, tenant_id: str, *, name: str, role: Role, rpm_limit: int | None
+    runtime: Runtime,
+    tenant_id: str,
+    *,
+    name: str,
+    role: Role,
+    rpm_limit: int | None,
+    safety_policy: str | None = None,
 ) -> tuple[ApiKey, IssuedKey]:
     issued = issue_key()
     row = ApiKey(
@@ -57,6 +65,7 @@ def new_key_row(
         secret_hash=hash_secret(runtime.keys.hash_key, issued.secret),
         hint=issued.hint,
         rpm_limit=rpm_limit,
+        safety_policy=safety_policy,
         created_at=utcnow(),
     )
     return row, issued
@@ -70,9 +79,15 @@ async def create_key(
     name: str,
     role: Role,
     rpm_limit: int | None,
+    safety_policy: str | None = None,
 ) -> tuple[KeyView, IssuedKey]:
     row, issued = new_key_row(
-        runtime, principal.tenant_id, name=name, role=role, rpm_limit=rpm_limit
+        runtime,
+        principal.tenant_id,
+        name=name,
+        role=role,
+        rpm_limit=rpm_limit,
+        safety_policy=safety_policy,
     )
     ApiKeyRepository(session, principal.tenant_id).add(row)
     log.info(

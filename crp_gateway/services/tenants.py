@@ -106,3 +106,14 @@ async def get_profile(runtime: Runtime, tenant_id: str) -> Profile:
             raise NotFound("Tenant not found.", code="tenant_not_found")
         usage = await UsageRepository(session, tenant_id).totals_since(since)
     return Profile(tenant=tenant, period_start=since, usage=usage)
+
+
+async def set_default_policy(
+    runtime: Runtime, tenant_id: str, policy: str | None
+) -> None:
+    """The tenant's default safety policy; every replica applies it within the
+    provider directory's cache time, this one at once."""
+    async with transaction(runtime.sessions) as session:
+        await TenantRepository(session).set_safety_policy(tenant_id, policy)
+    runtime.providers.forget(tenant_id)
+    log.info("tenant.policy_set", tenant_id=tenant_id, cleared=policy is None)

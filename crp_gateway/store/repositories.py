@@ -64,6 +64,11 @@ class TenantRepository:
     def add(self, tenant: Tenant) -> None:
         self._session.add(tenant)
 
+    async def set_safety_policy(self, tenant_id: str, policy: str | None) -> None:
+        await self._session.execute(
+            update(Tenant).where(Tenant.id == tenant_id).values(safety_policy=policy)
+        )
+
 
 class ApiKeyLookup:
     """Authentication's one cross-tenant read: a key by its public id."""

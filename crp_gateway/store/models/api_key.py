@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crp_gateway.store.models.base import Base, TenantOwned, UTCDateTime, utcnow
@@ -19,6 +19,7 @@ class ApiKey(TenantOwned, Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     hint: Mapped[str] = mapped_column(String(40))
     rpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    safety_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
