@@ -696,6 +696,7 @@ def environment(plan: CpuPlan, pids: Mapping[str, int], loop: str) -> dict[str, 
         "platform": platform.platform(),
         "packages": package_versions(),
         "git_commit": git_commit(),
+        "gateway_governance": os.environ.get("CRP_GOVERNANCE", "true"),
         "load_generator_loop": loop,
         "cpu_pinning": {
             "note": plan.note,

@@ -280,8 +280,8 @@ def _response_findings(policy: SafetyPolicy, scan: OutputScan) -> _Findings:
     elif findings.halting:
         findings.halt = HaltReason.SAFETY_POLICY_VIOLATION
     if action in {RiskAction.WARN, RiskAction.REDISPATCH}:
-        # TODO(#4): re-dispatch with an upgraded strategy; in zero-CKF mode there
-        # is no other strategy, so upgrade-on-risk warns.
+        # upgrade-on-risk re-dispatches with a stronger context strategy; in
+        # zero-CKF mode there is none to upgrade to, so it warns instead.
         findings.warning.append("warn-on")
     return findings
 

@@ -1,9 +1,10 @@
 """The text a call carries, as the scanners read it.
 
 Input: every message's text (string content, text parts, tool results, the
-Anthropic ``system``), so personal data or an injection anywhere in the prompt is
-seen. Output: the text the model produced (content, and tool-call arguments,
-which can carry personal data too). Images and other non-text parts are skipped.
+Anthropic ``system``) or an embeddings ``input``, so personal data or an
+injection anywhere in the prompt is seen. Output: the text the model produced
+(content, and tool-call arguments, which can carry personal data too). Images
+and other non-text parts are skipped.
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ def _content_texts(content: Any) -> Iterator[str]:
 
 
 def request_texts(body: dict[str, Any]) -> list[str]:
-    """Texts of an OpenAI chat or Anthropic messages request, in order."""
+    """Texts of an OpenAI chat, Anthropic messages or embeddings request."""
     texts = list(_content_texts(body.get("system")))
+    embedding_input = body.get("input")
+    if isinstance(embedding_input, str):
+        texts.append(embedding_input)
+    elif isinstance(embedding_input, list):
+        texts.extend(item for item in embedding_input if isinstance(item, str))
     for message in body.get("messages") or ():
         if not isinstance(message, dict):
             continue

@@ -44,7 +44,11 @@ async def resolve(
     context = await call.runtime.providers.context(call.principal.tenant_id)
     route = routing.route(context.upstreams, model)
     call.start_usage(route, stream=stream)
-    governed.prepare(call, body, context)
+    try:
+        governed.prepare(call, body, context)
+    except GatewayError as error:  # refused or halted before dispatch: still a call
+        call.finish_usage(status=error.status_code)
+        raise
     return route
 
 

@@ -10,16 +10,14 @@ from starlette.responses import Response
 from crp_gateway.errors import GatewayError, InvalidRequest
 from crp_gateway.providers import wire
 from crp_gateway.providers.translate import TokenUsage
-from crp_gateway.proxy import relay, routing, validation
+from crp_gateway.proxy import relay, validation
 from crp_gateway.proxy.call import Call
-from crp_gateway.proxy.chat import json_response
+from crp_gateway.proxy.chat import complete, resolve
 
 
 async def embeddings(call: Call, body: dict[str, Any]) -> Response:
     model = validation.embeddings_request(body)
-    context = await call.runtime.providers.context(call.principal.tenant_id)
-    route = routing.route(context.upstreams, model)
-    call.start_usage(route, stream=False)
+    route = await resolve(call, body, model, stream=False)
     try:
         if not route.upstream.speaks_openai:
             raise InvalidRequest(
@@ -42,5 +40,4 @@ async def embeddings(call: Call, body: dict[str, Any]) -> Response:
         raise
     if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
         relay.set_usage(call, TokenUsage.from_openai(parsed["usage"]))
-    call.finish_usage()
-    return json_response(call, raw, wire.returned_headers(response))
+    return complete(call, raw, "", wire.returned_headers(response))  # no text out

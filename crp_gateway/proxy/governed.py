@@ -27,7 +27,7 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def prepare(call: Call, body: dict[str, Any], context: TenantContext) -> None:
-    """The request phase; a halt is recorded as a 451 call and raised."""
+    """The request phase: 400 / 403 / 451 (``engine.SafetyHalt``) are raised."""
     if not call.runtime.settings.crp_governance:
         return
     sources = engine.PolicySources(
@@ -35,16 +35,12 @@ def prepare(call: Call, body: dict[str, Any], context: TenantContext) -> None:
         tenant=context.safety_policy,
         plan=context.plan,
     )
-    try:
-        call.governance = engine.prepare(
-            call.client_headers,
-            body,
-            sources,
-            gateway_url=call.runtime.settings.crp_gateway_url,
-        )
-    except engine.SafetyHalt:
-        call.finish_usage(status=451)
-        raise
+    call.governance = engine.prepare(
+        call.client_headers,
+        body,
+        sources,
+        gateway_url=call.runtime.settings.crp_gateway_url,
+    )
 
 
 def _facts_headers(

@@ -409,3 +409,19 @@ def test_the_discovery_document(gateway: GatewayServer) -> None:
     methods = json.dumps(document)
     assert "crp-gw.risk/1" in methods
     assert "crp-gw.pii/1" in methods
+
+
+def test_embeddings_are_governed_too(
+    gateway: GatewayServer, wired: WiredTenant, upstream: FakeUpstream
+) -> None:
+    with gateway.client(wired.api_key) as client:
+        halted = client.post(
+            "/v1/embeddings",
+            json={"model": "gpt-4o", "input": [f"card {CARD}"]},
+            headers={"CRP-Safety-Policy": "block-pii"},
+        )
+        passed = client.post("/v1/embeddings", json={"model": "gpt-4o", "input": "x"})
+    assert halted.status_code == 451
+    assert passed.status_code == 200
+    assert passed.headers["crp-context-mode"] == "zero-ckf"
+    assert len(upstream.requests) == 1
