@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
 
 from crp_gateway.auth.authenticator import Principal
 from crp_gateway.governance.engine import Prepared
+from crp_gateway.providers import wire
 from crp_gateway.proxy.routing import Route
 from crp_gateway.proxy.usage import Usage
 from crp_gateway.runtime import Runtime
@@ -64,6 +68,53 @@ class Call:
             stream=stream,
         )
         return self.usage
+
+    def _upstream(self) -> Route:
+        if self.route is None:
+            raise RuntimeError("the call has no route yet")
+        return self.route
+
+    def _client_headers(self, forward: bool) -> Mapping[str, str] | None:
+        return self.client_headers if forward else None
+
+    async def fetch_json(
+        self, path: str, body: Any, *, forward_headers: bool = False
+    ) -> tuple[bytes, Any, aiohttp.ClientResponse]:
+        """A complete exchange with the routed provider, timed as upstream time.
+
+        ``forward_headers`` lets the provider see the client's provider-defined
+        options (``anthropic-version`` / ``-beta``; see ``wire``), nothing else.
+        """
+        started = time.perf_counter()
+        try:
+            return await wire.request_json(
+                self.runtime.clients,
+                self._upstream().upstream,
+                "POST",
+                path,
+                body=body,
+                client_headers=self._client_headers(forward_headers),
+            )
+        finally:
+            self.timing.upstream_seconds = time.perf_counter() - started
+
+    async def open_stream(
+        self, path: str, body: Any, *, forward_headers: bool = False
+    ) -> aiohttp.ClientResponse:
+        """A streamed exchange, timed until the provider's response headers."""
+        started = time.perf_counter()
+        try:
+            return await wire.open_response(
+                self.runtime.clients,
+                self._upstream().upstream,
+                "POST",
+                path,
+                body=body,
+                client_headers=self._client_headers(forward_headers),
+                stream=True,
+            )
+        finally:
+            self.timing.upstream_seconds = time.perf_counter() - started
 
     def finish_usage(self, *, status: int = 200) -> None:
         """Record the call's usage, once, with its final status."""

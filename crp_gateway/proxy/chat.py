@@ -78,15 +78,9 @@ async def chat_completions(call: Call, body: dict[str, Any]) -> Response:
 
 
 async def _openai_complete(call: Call, route: Route, body: dict[str, Any]) -> Response:
-    started = time.perf_counter()
-    raw, parsed, response = await wire.request_json(
-        call.runtime.clients,
-        route.upstream,
-        "POST",
-        "chat/completions",
-        body={**body, "model": route.model},
+    raw, parsed, response = await call.fetch_json(
+        "chat/completions", {**body, "model": route.model}
     )
-    call.timing.upstream_seconds = time.perf_counter() - started
     if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
         relay.set_usage(call, TokenUsage.from_openai(parsed["usage"]))
     output = texts.openai_output_text(parsed) if isinstance(parsed, dict) else ""
@@ -96,20 +90,14 @@ async def _openai_complete(call: Call, route: Route, body: dict[str, Any]) -> Re
 async def _openai_stream(call: Call, route: Route, body: dict[str, Any]) -> Response:
     options = body.get("stream_options")
     options = options if isinstance(options, dict) else {}
-    started = time.perf_counter()
-    response = await wire.open_response(
-        call.runtime.clients,
-        route.upstream,
-        "POST",
+    response = await call.open_stream(
         "chat/completions",
-        body={
+        {
             **body,
             "model": route.model,
             "stream_options": {**options, "include_usage": True},
         },
-        stream=True,
     )
-    call.timing.upstream_seconds = time.perf_counter() - started
     events = relay.openai_passthrough(
         call, response, hide_usage_chunk=options.get("include_usage") is not True
     )
@@ -131,16 +119,9 @@ async def _anthropic_complete(
     call: Call, route: Route, body: dict[str, Any]
 ) -> Response:
     request = _to_anthropic(call, route, body)
-    started = time.perf_counter()
-    _raw, parsed, response = await wire.request_json(
-        call.runtime.clients,
-        route.upstream,
-        "POST",
-        "messages",
-        body=request,
-        client_headers=call.client_headers,
+    _raw, parsed, response = await call.fetch_json(
+        "messages", request, forward_headers=True
     )
-    call.timing.upstream_seconds = time.perf_counter() - started
     answer = anthropic_response_to_openai(
         parsed, model=route.model, created=int(time.time())
     )
@@ -157,17 +138,7 @@ async def _anthropic_stream(call: Call, route: Route, body: dict[str, Any]) -> R
     request = _to_anthropic(call, route, body)
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    started = time.perf_counter()
-    response = await wire.open_response(
-        call.runtime.clients,
-        route.upstream,
-        "POST",
-        "messages",
-        body=request,
-        client_headers=call.client_headers,
-        stream=True,
-    )
-    call.timing.upstream_seconds = time.perf_counter() - started
+    response = await call.open_stream("messages", request, forward_headers=True)
     translator = AnthropicToOpenAIStream(
         model=route.model, created=int(time.time()), include_usage=include_usage
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.responses import Response
@@ -26,15 +25,9 @@ async def embeddings(call: Call, body: dict[str, Any]) -> Response:
                 code="unsupported_endpoint",
                 param="model",
             )
-        started = time.perf_counter()
-        raw, parsed, response = await wire.request_json(
-            call.runtime.clients,
-            route.upstream,
-            "POST",
-            "embeddings",
-            body={**body, "model": route.model},
+        raw, parsed, response = await call.fetch_json(
+            "embeddings", {**body, "model": route.model}
         )
-        call.timing.upstream_seconds = time.perf_counter() - started
     except GatewayError as error:
         call.finish_usage(status=error.status_code)
         raise

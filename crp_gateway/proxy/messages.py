@@ -2,11 +2,11 @@
 
 Anthropic providers get the client's body unchanged but for ``model``;
 OpenAI-compatible providers get it translated to Chat Completions and back.
+Every call is governed (``proxy.governed``).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.responses import Response
@@ -45,31 +45,15 @@ async def _native(
     payload = {**body, "model": route.model}
     if "max_tokens" not in payload:
         payload["max_tokens"] = call.runtime.settings.crp_default_max_tokens
-    started = time.perf_counter()
     if stream:
-        response = await wire.open_response(
-            call.runtime.clients,
-            route.upstream,
-            "POST",
-            "messages",
-            body=payload,
-            client_headers=call.client_headers,
-            stream=True,
-        )
-        call.timing.upstream_seconds = time.perf_counter() - started
+        response = await call.open_stream("messages", payload, forward_headers=True)
         events = relay.anthropic_passthrough(call, response)
         return await governed.respond_stream(
             call, events, wire.returned_headers(response)
         )
-    raw, parsed, response = await wire.request_json(
-        call.runtime.clients,
-        route.upstream,
-        "POST",
-        "messages",
-        body=payload,
-        client_headers=call.client_headers,
+    raw, parsed, response = await call.fetch_json(
+        "messages", payload, forward_headers=True
     )
-    call.timing.upstream_seconds = time.perf_counter() - started
     relay.set_usage(call, TokenUsage.from_anthropic(parsed.get("usage") or {}))
     output = texts.anthropic_output_text(parsed) if isinstance(parsed, dict) else ""
     return complete(call, raw, output, wire.returned_headers(response))
@@ -82,26 +66,14 @@ async def _via_openai(
         request = anthropic_request_to_openai(body, model=route.model)
     except TranslationError as error:
         raise translation_error(error) from None
-    started = time.perf_counter()
     if stream:
-        response = await wire.open_response(
-            call.runtime.clients,
-            route.upstream,
-            "POST",
-            "chat/completions",
-            body=request,
-            stream=True,
-        )
-        call.timing.upstream_seconds = time.perf_counter() - started
+        response = await call.open_stream("chat/completions", request)
         translator = OpenAIToAnthropicStream(model=route.model)
         events = relay.openai_to_anthropic(call, response, translator)
         return await governed.respond_stream(
             call, events, wire.returned_headers(response)
         )
-    _raw, parsed, response = await wire.request_json(
-        call.runtime.clients, route.upstream, "POST", "chat/completions", body=request
-    )
-    call.timing.upstream_seconds = time.perf_counter() - started
+    _raw, parsed, response = await call.fetch_json("chat/completions", request)
     answer = openai_response_to_anthropic(parsed, model=route.model)
     relay.set_usage(call, TokenUsage.from_openai(parsed.get("usage") or {}))
     return complete(
