@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crp_gateway.errors import ProviderMisconfigured
+from crp_gateway.providers.credentials import open_api_key
 from crp_gateway.providers.kinds import ProviderKind
 from crp_gateway.providers.upstream import Upstream
-from crp_gateway.services.providers import open_api_key
 from crp_gateway.store.models import ProviderCredential
 from crp_gateway.store.repositories import ProviderRepository, TenantRepository
 from crp_gateway.vault import Vault

@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from crp_gateway.errors import ProviderFailed, ProviderMisconfigured
+from crp_gateway.errors import ProviderFailed
+from crp_gateway.providers.credentials import unreadable
 from crp_gateway.providers.errors import error_for_status, transport_errors
 from crp_gateway.providers.upstream import Upstream, UpstreamClients
 
@@ -38,11 +39,7 @@ def upstream_url(upstream: Upstream, path: str) -> str:
 
 def _api_key(upstream: Upstream) -> str:
     if upstream.api_key is None:
-        raise ProviderMisconfigured(
-            f"The stored API key of provider {upstream.name!r} cannot be decrypted "
-            f"by this gateway. Register it again with POST "
-            f"/v1/providers/{upstream.kind.value}."
-        )
+        raise unreadable(upstream.name, upstream.kind.value)
     return upstream.api_key
 
 

@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crp_gateway.errors import NotFound, ProviderMisconfigured
 from crp_gateway.ids import new_id
 from crp_gateway.logging import get_logger
+from crp_gateway.providers.credentials import credential_context, open_api_key
 from crp_gateway.providers.kinds import ProviderKind
 from crp_gateway.store.models import ProviderCredential
 from crp_gateway.store.models.base import utcnow
 from crp_gateway.store.repositories import ProviderRepository
-from crp_gateway.vault import Context, Envelope, Vault, VaultError
+from crp_gateway.vault import Vault
 
 if TYPE_CHECKING:  # the runtime holds the provider directory, which uses this module
     from crp_gateway.runtime import Runtime
@@ -75,31 +76,6 @@ def key_hint(api_key: str) -> str:
     return f"{prefix}…{api_key[-4:]}"
 
 
-def _context(row: ProviderCredential) -> Context:
-    return Context(owner=row.tenant_id, name=row.name, version=row.key_version)
-
-
-def _envelope(row: ProviderCredential) -> Envelope:
-    return Envelope(row.ciphertext, row.wrapped_key, row.kek_id)
-
-
-def open_api_key(vault: Vault, row: ProviderCredential) -> str:
-    """The plaintext key, for the provider call only; never log or return it."""
-    try:
-        return vault.open(_envelope(row), _context(row)).decode()
-    except VaultError:
-        log.warning(
-            "provider.credential_unreadable",
-            tenant_id=row.tenant_id,
-            provider=row.name,
-            kek_id=row.kek_id,
-        )
-        raise ProviderMisconfigured(
-            f"The stored API key of provider {row.name!r} cannot be decrypted by "
-            f"this gateway. Register it again with POST /v1/providers/{row.kind}.",
-        ) from None
-
-
 def _status(vault: Vault, row: ProviderCredential) -> CredentialStatus:
     try:
         open_api_key(vault, row)
@@ -124,7 +100,7 @@ def _view(vault: Vault, row: ProviderCredential) -> ProviderView:
 
 
 def _seal_into(vault: Vault, row: ProviderCredential, api_key: str) -> None:
-    envelope = vault.seal(api_key.encode(), _context(row))
+    envelope = vault.seal(api_key.encode(), credential_context(row))
     row.ciphertext = envelope.ciphertext
     row.wrapped_key = envelope.wrapped_key
     row.kek_id = envelope.kek_id

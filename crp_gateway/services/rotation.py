@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crp_gateway.providers.credentials import credential_context
 from crp_gateway.services.system_keys import system_context
 from crp_gateway.store.database import transaction
 from crp_gateway.store.models import ProviderCredential, SystemKey
@@ -58,8 +59,6 @@ async def rotate_secret(
                 vault, key, system_context(key.purpose), report, f"system:{key.purpose}"
             )
         for cred in await rows.provider_credentials():
-            context = Context(
-                owner=cred.tenant_id, name=cred.name, version=cred.key_version
-            )
+            context = credential_context(cred)
             _rewrap_row(vault, cred, context, report, f"provider:{cred.id}")
     return report
