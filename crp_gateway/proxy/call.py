@@ -49,6 +49,9 @@ class Call:
     usage: Usage | None = field(default=None)
     governance: Prepared | None = None
     output: list[str] = field(default_factory=list)
+    #: Set while a stream is buffered: its usage is recorded after the verdict.
+    defer_usage: bool = False
+    stream_status: int = 200
     _recorded: bool = False
 
     def collect(self, text: str) -> None:

@@ -9,7 +9,8 @@ after the end as ``event: crp-headers`` (:func:`with_verdict`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from starlette.responses import Response, StreamingResponse
@@ -86,20 +87,24 @@ async def _replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
 
 
 async def buffered(
-    call: Call, events: AsyncIterator[bytes], headers: dict[str, str]
+    call: Call, events: AsyncGenerator[bytes, None], headers: dict[str, str]
 ) -> Response:
     """Read the whole stream, decide, then release it (or answer 451)."""
-    chunks = [chunk async for chunk in events]
+    call.defer_usage = True
+    async with contextlib.aclosing(events) as stream:
+        chunks = [chunk async for chunk in stream]
     headers.update(conclude(call, "".join(call.output), streamed=True))
+    call.finish_usage(status=call.stream_status)
     return stream_response(call, _replay(chunks), headers)
 
 
 async def with_verdict(
-    call: Call, events: AsyncIterator[bytes]
+    call: Call, events: AsyncGenerator[bytes, None]
 ) -> AsyncIterator[bytes]:
     """Relay ``events`` untouched, then send the verdict as ``event: crp-headers``."""
-    async for chunk in events:
-        yield chunk
+    async with contextlib.aclosing(events) as stream:  # a disconnect closes it now
+        async for chunk in stream:
+            yield chunk
     assert call.governance is not None
     decision = engine.decide(call.governance, "".join(call.output))
     if decision.outcome is CallOutcome.HALT:  # not reachable: this policy cannot halt
@@ -110,7 +115,7 @@ async def with_verdict(
 
 
 async def respond_stream(
-    call: Call, events: AsyncIterator[bytes], headers: Mapping[str, str]
+    call: Call, events: AsyncGenerator[bytes, None], headers: Mapping[str, str]
 ) -> Response:
     """A governed stream: buffered when the policy can halt it, else relayed."""
     out = dict(headers)

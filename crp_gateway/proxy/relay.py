@@ -7,9 +7,8 @@ connection too, and records the call's usage exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -70,14 +69,15 @@ async def _relay(
     handle: Callable[[sse.Event], Iterable[bytes]],
     finish: Callable[[], Iterable[bytes]],
     on_error: Callable[[StreamFailure], bytes],
-) -> AsyncIterator[bytes]:
-    status = 200
+) -> AsyncGenerator[bytes, None]:
+    status = CLIENT_CLOSED_REQUEST  # until the stream ends or fails on its own
     assert call.route is not None
     try:
         with transport_errors(call.route.upstream):
             async for event in sse.events(response.content.iter_any()):
                 for out in handle(event):
                     yield out
+        status = 200
         for out in finish():
             yield out
     except GatewayError as error:
@@ -89,20 +89,20 @@ async def _relay(
         yield on_error(
             ProviderStreamError(error.error_type, scrub(error.message, upstream))
         )
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED_REQUEST
-        raise
     finally:
+        # Cancelled or closed by a disconnect, status is still 499.
         if status == 200:
             response.release()  # fully read: the connection goes back to the pool
         else:
             response.close()  # cut short: close the provider connection now
-        call.finish_usage(status=status)
+        call.stream_status = status
+        if not call.defer_usage:
+            call.finish_usage(status=status)
 
 
 def openai_passthrough(
     call: Call, response: aiohttp.ClientResponse, *, hide_usage_chunk: bool
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """OpenAI-compatible provider to OpenAI client: events forwarded as they come.
 
     The gateway always asks for ``include_usage``; when the client did not, the
@@ -129,7 +129,7 @@ def openai_passthrough(
 
 def anthropic_to_openai(
     call: Call, response: aiohttp.ClientResponse, translator: AnthropicToOpenAIStream
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     def handle(event: sse.Event) -> Iterable[bytes]:
         payload = event.json()
         call.collect(texts.anthropic_event_text(payload))
@@ -145,7 +145,7 @@ def anthropic_to_openai(
 
 def anthropic_passthrough(
     call: Call, response: aiohttp.ClientResponse
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Anthropic provider to Anthropic client: events forwarded unchanged."""
     seen: dict[str, Any] = {}
 
@@ -174,7 +174,7 @@ def anthropic_passthrough(
 
 def openai_to_anthropic(
     call: Call, response: aiohttp.ClientResponse, translator: OpenAIToAnthropicStream
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     finished = False
 
     def handle(event: sse.Event) -> Iterable[bytes]:

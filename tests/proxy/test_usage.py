@@ -84,3 +84,47 @@ def test_usage_is_per_tenant(gateway: GatewayServer, wired: WiredTenant) -> None
     )
     _wait_for_requests(gateway, wired.api_key, 1)
     assert _usage(gateway, other.api_key)["requests"] == 0
+
+
+def _statuses(gateway: GatewayServer, tenant_id: str, count: int) -> list[int]:
+    from crp_gateway.store.database import create_engine, create_sessionmaker
+    from crp_gateway.store.repositories import UsageRepository
+    from tests.support import run
+
+    async def read() -> list[int]:
+        engine = create_engine(gateway.settings.store_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                rows = await UsageRepository(session, tenant_id).recent(count)
+                return sorted(row.status for row in rows)
+        finally:
+            await engine.dispose()
+
+    deadline = time.monotonic() + 10
+    statuses = run(read())
+    while len(statuses) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+        statuses = run(read())
+    return statuses
+
+
+def test_halted_and_abandoned_streams_are_recorded_with_their_status(
+    gateway: GatewayServer, wired: WiredTenant, upstream: FakeUpstream
+) -> None:
+    body = {
+        "model": "gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": "one two three four"}],
+    }
+    with gateway.client(wired.api_key) as client:
+        halted = client.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={"CRP-Safety-Policy": "block-parametric"},  # halts every answer
+        )
+        upstream.script(hang_after=2)
+        with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            next(response.iter_lines())
+    assert halted.status_code == 451
+    assert upstream.wait_for_disconnects(1, timeout=10)
+    assert _statuses(gateway, wired.tenant.tenant_id, 2) == [451, 499]
