@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Update, func, insert, or_, select, update
+from sqlalchemy import Select, Update, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crp_gateway.store.models import (
     ApiKey,
+    AuditEvent,
+    AuditTenantLink,
+    AuditWindow,
     ProviderCredential,
     SystemKey,
     Tenant,
+    TenantKey,
     TenantOwned,
     UsageRecord,
 )
@@ -204,3 +208,87 @@ class UsageLog:
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             await self._session.execute(insert(UsageRecord), list(rows))
+
+
+class AuditRepository(TenantScoped):
+    """Reading one tenant's audit records (writing goes through ``AuditLog``)."""
+
+    async def windows(self, session_id: str) -> Sequence[AuditWindow]:
+        statement = (
+            self._select(AuditWindow)
+            .where(AuditWindow.session_id == session_id)
+            .order_by(AuditWindow.window_number, AuditWindow.id)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def events(self, session_id: str) -> Sequence[AuditEvent]:
+        statement = (
+            self._select(AuditEvent)
+            .where(AuditEvent.session_id == session_id)
+            .order_by(AuditEvent.seq)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def tenant_links(self) -> Sequence[AuditTenantLink]:
+        statement = self._select(AuditTenantLink).order_by(AuditTenantLink.seq)
+        return (await self._session.scalars(statement)).all()
+
+
+class TenantKeyRepository(TenantScoped):
+    async def get(self, purpose: str) -> TenantKey | None:
+        statement = self._select(TenantKey).where(TenantKey.purpose == purpose)
+        return await self._session.scalar(statement)
+
+    def add(self, key: TenantKey) -> None:
+        self._add(key)
+
+
+class AuditLog:
+    """Appending audit rows of many tenants in one transaction (group commit).
+
+    The tenant rolling chain is extended under a per-tenant lock: a transaction
+    advisory lock on PostgreSQL, SQLite's single writer otherwise.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock_tenant(self, tenant_id: str) -> None:
+        """Serialise extending ``tenant_id``'s chain until the transaction ends."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            await self._session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:t, 0))"),
+                {"t": f"crp-audit:{tenant_id}"},
+            )
+        else:
+            # SQLite: a write statement (matching nothing) takes the database's
+            # write lock now, before the tip is read, so two processes cannot
+            # read the same tip.
+            await self._session.execute(
+                text("UPDATE audit_tenant_links SET seq = seq WHERE 1 = 0")
+            )
+
+    async def tenant_tip(self, tenant_id: str) -> tuple[int, str]:
+        """The last link's sequence number and HMAC, ``(0, "")`` for none."""
+        statement = (
+            select(AuditTenantLink.seq, AuditTenantLink.hmac)
+            .where(AuditTenantLink.tenant_id == tenant_id)
+            .order_by(AuditTenantLink.seq.desc())
+            .limit(1)
+        )
+        row = (await self._session.execute(statement)).first()
+        return (int(row[0]), str(row[1])) if row else (0, "")
+
+    async def insert(
+        self,
+        windows: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any]],
+        links: Sequence[dict[str, Any]],
+    ) -> None:
+        for model, rows in (
+            (AuditWindow, windows),
+            (AuditEvent, events),
+            (AuditTenantLink, links),
+        ):
+            if rows:
+                await self._session.execute(insert(model), list(rows))

@@ -26,10 +26,20 @@ def test_every_tenant_owned_table_has_a_scoped_repository() -> None:
         for m in Base.registry.mappers
         if issubclass(m.class_, TenantOwned)
     }
-    assert owned == {"ApiKey", "ProviderCredential", "UsageRecord"}
+    assert owned == {
+        "ApiKey",
+        "AuditEvent",
+        "AuditTenantLink",
+        "AuditWindow",
+        "ProviderCredential",
+        "TenantKey",
+        "UsageRecord",
+    }
     assert {cls.__name__ for cls in _scoped_classes()} >= {
         "ApiKeyRepository",
+        "AuditRepository",
         "ProviderRepository",
+        "TenantKeyRepository",
         "UsageRepository",
     }
 

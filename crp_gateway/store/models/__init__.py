@@ -1,6 +1,12 @@
 """ORM models, one module per table. Importing this package registers them all."""
 
 from crp_gateway.store.models.api_key import ApiKey
+from crp_gateway.store.models.audit import (
+    AuditEvent,
+    AuditTenantLink,
+    AuditWindow,
+    TenantKey,
+)
 from crp_gateway.store.models.base import Base, TenantOwned
 from crp_gateway.store.models.provider_credential import ProviderCredential
 from crp_gateway.store.models.system_key import SystemKey
@@ -9,10 +15,14 @@ from crp_gateway.store.models.usage_record import UsageRecord
 
 __all__ = [
     "ApiKey",
+    "AuditEvent",
+    "AuditTenantLink",
+    "AuditWindow",
     "Base",
     "ProviderCredential",
     "SystemKey",
     "Tenant",
+    "TenantKey",
     "TenantOwned",
     "UsageRecord",
 ]
