@@ -14,7 +14,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crp_gateway import __version__
-from crp_gateway.api import discovery, health, inference, keys, providers, tenants
+from crp_gateway.api import (
+    audit,
+    discovery,
+    health,
+    inference,
+    keys,
+    providers,
+    tenants,
+)
 from crp_gateway.errors import GatewayError, error_body
 from crp_gateway.logging import configure_logging, get_logger
 from crp_gateway.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -105,7 +113,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for module in (health, discovery, tenants, keys, providers, inference):
+    for module in (health, discovery, tenants, keys, providers, inference, audit):
         app.include_router(module.router)
     # Added last = outermost: request ids wrap everything, CORS answers preflights
     # before any body is read.

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crp_gateway.audit.recorder import AuditRecorder, TenantKeys
+from crp_gateway.audit.writer import AuditWriter
 from crp_gateway.auth.authenticator import KeyAuthenticator
 from crp_gateway.logging import get_logger
 from crp_gateway.providers.directory import ProviderDirectory
@@ -42,6 +44,7 @@ class Runtime:
     clients: UpstreamClients
     models: ModelCatalog
     usage: UsageRecorder
+    audit: AuditRecorder
 
 
 def build_vault(settings: Settings) -> Vault:
@@ -129,6 +132,8 @@ async def open_runtime(
         )
         usage = UsageRecorder(sessions)
         usage.start()
+        writer = AuditWriter(sessions)
+        writer.start()
         try:
             yield Runtime(
                 settings=settings,
@@ -143,8 +148,14 @@ async def open_runtime(
                 clients=clients,
                 models=ModelCatalog(clients),
                 usage=usage,
+                audit=AuditRecorder(
+                    writer,
+                    TenantKeys(sessions, vault),
+                    gateway_url=settings.crp_gateway_url,
+                ),
             )
         finally:
+            await writer.aclose()
             await clients.aclose()
             await usage.aclose()
             await keys.flush_last_used()

@@ -167,6 +167,12 @@ def test_rotate_secret_keeps_every_key_readable_under_the_new_secret(
                     "default_model": "m",
                 },
             )
+            halted = client.post(  # audited: creates the tenant's audit master key
+                "/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+                headers={"CRP-Safety-Policy": "default-src 'none'"},
+            )
+    assert halted.status_code == 451
 
     refused = _cli(fresh_backend, "rotate-secret", SECRET_KEY=new)
     assert refused.returncode == 2
@@ -176,11 +182,12 @@ def test_rotate_secret_keeps_every_key_readable_under_the_new_secret(
         fresh_backend, "rotate-secret", SECRET_KEY=new, SECRET_KEY_PREVIOUS=old
     )
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-wrapped 3, already current 0, unreadable 0" in rotated.stdout
+    # the system key, the tenant's audit key and two provider keys
+    assert "re-wrapped 4, already current 0, unreadable 0" in rotated.stdout
     again = _cli(
         fresh_backend, "rotate-secret", SECRET_KEY=new, SECRET_KEY_PREVIOUS=old
     )
-    assert "re-wrapped 0, already current 3" in again.stdout
+    assert "re-wrapped 0, already current 4" in again.stdout
     for output in (rotated.stdout + rotated.stderr, again.stdout + again.stderr):
         assert old not in output
         assert new not in output
@@ -189,6 +196,12 @@ def test_rotate_secret_keeps_every_key_readable_under_the_new_secret(
     with start_gateway(fresh_backend, secret_key=new) as server:
         with server.client(tenant.api_key) as client:  # the gateway key survives too
             providers = client.get("/v1/providers")
+            audited = client.post(  # and the audit key opens: a 451, not a 500
+                "/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+                headers={"CRP-Safety-Policy": "default-src 'none'"},
+            )
+    assert audited.status_code == 451
     assert providers.status_code == 200
     assert {p["status"] for p in providers.json()["data"]} == {"ok"}
 

@@ -33,7 +33,9 @@ from crp_gateway.governance.headers import (
     CallOutcome,
     RequestHeaderCheck,
     RequestHeaderError,
+    SessionFacts,
     check_request_headers,
+    session_headers,
 )
 from crp_gateway.governance.policy import (
     HaltCheck,
@@ -89,6 +91,12 @@ class SafetyHalt(GatewayError):
 
     def to_body(self) -> dict[str, object]:
         return self._body
+
+    def attach_session(self, session: SessionFacts) -> None:
+        """Name the audited session and its trail in the 451 (G19)."""
+        self._body["session_id"] = session.session_id
+        self._body["audit_trail_uri"] = session.audit_trail_uri
+        self.headers.update(session_headers(session))
 
 
 @lru_cache(maxsize=1024)

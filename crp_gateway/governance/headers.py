@@ -659,6 +659,11 @@ def _signals(scan: OutputScan | None) -> dict[str, str]:
     return headers
 
 
+def session_headers(session: SessionFacts) -> dict[str, str]:
+    """The session and provenance headers alone (e.g. added to a 451)."""
+    return _session(session)
+
+
 def _session(session: SessionFacts | None) -> dict[str, str]:
     if session is None:
         return {}

@@ -45,18 +45,18 @@ async def resolve(
     route = routing.route(context.upstreams, model)
     call.start_usage(route, stream=stream)
     try:
-        governed.prepare(call, body, context)
+        await governed.prepare(call, body, context)
     except GatewayError as error:  # refused or halted before dispatch: still a call
         call.finish_usage(status=error.status_code)
         raise
     return route
 
 
-def complete(
+async def complete(
     call: Call, content: bytes, output_text: str, upstream_headers: dict[str, str]
 ) -> Response:
-    """A complete answer: decided, usage recorded, CRP headers attached."""
-    upstream_headers.update(governed.conclude(call, output_text))
+    """A complete answer: decided, audited, usage recorded, CRP headers attached."""
+    upstream_headers.update(await governed.conclude(call, output_text))
     call.finish_usage()
     return json_response(call, content, upstream_headers)
 
@@ -84,7 +84,7 @@ async def _openai_complete(call: Call, route: Route, body: dict[str, Any]) -> Re
     if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
         relay.set_usage(call, TokenUsage.from_openai(parsed["usage"]))
     output = texts.openai_output_text(parsed) if isinstance(parsed, dict) else ""
-    return complete(call, raw, output, wire.returned_headers(response))
+    return await complete(call, raw, output, wire.returned_headers(response))
 
 
 async def _openai_stream(call: Call, route: Route, body: dict[str, Any]) -> Response:
@@ -126,7 +126,7 @@ async def _anthropic_complete(
         parsed, model=route.model, created=int(time.time())
     )
     relay.set_usage(call, TokenUsage.from_anthropic(parsed.get("usage") or {}))
-    return complete(
+    return await complete(
         call,
         relay.compact_json(answer),
         texts.openai_output_text(answer),

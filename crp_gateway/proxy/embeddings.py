@@ -33,4 +33,4 @@ async def embeddings(call: Call, body: dict[str, Any]) -> Response:
         raise
     if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
         relay.set_usage(call, TokenUsage.from_openai(parsed["usage"]))
-    return complete(call, raw, "", wire.returned_headers(response))  # no text out
+    return await complete(call, raw, "", wire.returned_headers(response))  # no text out

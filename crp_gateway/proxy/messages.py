@@ -56,7 +56,7 @@ async def _native(
     )
     relay.set_usage(call, TokenUsage.from_anthropic(parsed.get("usage") or {}))
     output = texts.anthropic_output_text(parsed) if isinstance(parsed, dict) else ""
-    return complete(call, raw, output, wire.returned_headers(response))
+    return await complete(call, raw, output, wire.returned_headers(response))
 
 
 async def _via_openai(
@@ -76,7 +76,7 @@ async def _via_openai(
     _raw, parsed, response = await call.fetch_json("chat/completions", request)
     answer = openai_response_to_anthropic(parsed, model=route.model)
     relay.set_usage(call, TokenUsage.from_openai(parsed.get("usage") or {}))
-    return complete(
+    return await complete(
         call,
         relay.compact_json(answer),
         texts.anthropic_output_text(answer),

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crp_gateway.audit.recorder import master_context
 from crp_gateway.providers.credentials import credential_context
 from crp_gateway.services.system_keys import system_context
 from crp_gateway.store.database import transaction
-from crp_gateway.store.models import ProviderCredential, SystemKey
+from crp_gateway.store.models import ProviderCredential, SystemKey, TenantKey
 from crp_gateway.store.repositories import VaultRows
 from crp_gateway.vault import Context, Envelope, Vault, VaultError
 
@@ -23,7 +24,7 @@ class RotationReport:
 
 def _rewrap_row(
     vault: Vault,
-    row: ProviderCredential | SystemKey,
+    row: ProviderCredential | SystemKey | TenantKey,
     context: Context,
     report: RotationReport,
     label: str,
@@ -57,6 +58,14 @@ async def rotate_secret(
         for key in await rows.system_keys():
             _rewrap_row(
                 vault, key, system_context(key.purpose), report, f"system:{key.purpose}"
+            )
+        for tenant_key in await rows.tenant_keys():
+            _rewrap_row(
+                vault,
+                tenant_key,
+                master_context(tenant_key.tenant_id, tenant_key.version),
+                report,
+                f"tenant-key:{tenant_key.tenant_id}:{tenant_key.purpose}",
             )
         for cred in await rows.provider_credentials():
             context = credential_context(cred)

@@ -162,6 +162,10 @@ class VaultRows:
         statement = select(SystemKey).with_for_update()
         return (await self._session.scalars(statement)).all()
 
+    async def tenant_keys(self) -> Sequence[TenantKey]:
+        statement = select(TenantKey).with_for_update()
+        return (await self._session.scalars(statement)).all()
+
 
 class SystemKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -228,6 +232,10 @@ class AuditRepository(TenantScoped):
             .order_by(AuditEvent.seq)
         )
         return (await self._session.scalars(statement)).all()
+
+    async def window_by_trail(self, trail_id: str) -> AuditWindow | None:
+        statement = self._select(AuditWindow).where(AuditWindow.trail_id == trail_id)
+        return await self._session.scalar(statement)
 
     async def tenant_links(self) -> Sequence[AuditTenantLink]:
         statement = self._select(AuditTenantLink).order_by(AuditTenantLink.seq)

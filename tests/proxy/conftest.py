@@ -4,11 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
 from tests.support import GatewayServer, TenantHandle, provider_key, sign_up
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """SDK clients made during a test are closed at its end, so that no socket is
+    left for the garbage collector to find (a ResourceWarning, an error here)."""
+    made: list[openai.OpenAI | anthropic.Anthropic] = []
+    for cls in (openai.OpenAI, anthropic.Anthropic):
+        original = cls.__init__
+
+        def init(self: Any, *args: Any, __original: Any = original, **kw: Any) -> None:
+            __original(self, *args, **kw)
+            made.append(self)
+
+        monkeypatch.setattr(cls, "__init__", init)
+    yield
+    for client in made:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -131,7 +131,9 @@ def test_crp_headers_from_the_provider_are_dropped(
         headers={"CRP-Safety-Hallucination-Risk": "LOW", "CRP-Provenance-HMAC": "x"}
     )
     response = _chat(gateway, wired.api_key)
-    assert response.headers.get("crp-provenance-hmac") is None
+    # the gateway's own values, never the provider's
+    hmac = response.headers["crp-provenance-hmac"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", hmac)
     assert (
         response.headers.get("crp-safety-hallucination-risk") != "LOW"
         or (
