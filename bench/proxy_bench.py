@@ -697,6 +697,7 @@ def environment(plan: CpuPlan, pids: Mapping[str, int], loop: str) -> dict[str, 
         "packages": package_versions(),
         "git_commit": git_commit(),
         "gateway_governance": os.environ.get("CRP_GOVERNANCE", "true"),
+        "gateway_audit": os.environ.get("CRP_AUDIT", "true"),
         "load_generator_loop": loop,
         "cpu_pinning": {
             "note": plan.note,

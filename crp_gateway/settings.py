@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     crp_provider_cache_seconds: float = Field(default=1.0, ge=0.0, le=5.0)
     #: CRP governance of every call. Off only to measure its cost (bench/).
     crp_governance: bool = True
+    #: The durable audit record of every governed call. Off only to measure its
+    #: cost apart from the rest of governance (bench/); never in production.
+    crp_audit: bool = True
 
     # --- Clerk ------------------------------------------------------------------
     clerk_issuer: str | None = None

@@ -9,7 +9,8 @@ Digest §8 lists the SHALL fields: `crp_version`, `conformance_level`,
   -Score are a disclosed heuristic, so at most "CRP-Basic-aligned" can be
   claimed later (§9.C); "CRP-Compliant" is a certification trademark and is
   never claimed (§0).
-* `endpoints.crp_native` is `null`: no `/crp/v3/*` endpoint is served.
+* `endpoints.crp_native` is `null`: the CRP-native dispatch API is not served
+  (only `/crp/v3/trail/{id}`, the target of the audit-trail URI).
 * The limits describe what is served now: every call is a one-window session
   (G5, G14), so `max_dag_nodes` 1, no fan-out and no nested agent sessions.
   They are parameters so the session layer can publish its real limits.
@@ -17,7 +18,7 @@ Digest §8 lists the SHALL fields: `crp_version`, `conformance_level`,
   parameters), and `header_methods` says which method produces which header
   (G37, 005§16.3).
 * `hmac` describes the §5.5 window-chain encoding decision (G6, G7, G8, G9)
-  with `implemented: false` until the chain is emitted.
+  that every audit record uses.
 * `conformance_notes` lists what is not computed and why.
 """
 
@@ -55,11 +56,12 @@ _NOT_COMPUTED = (
     "Context-ETag; Distortions and Omissions are skipped; CRP-Context-If-Match "
     "is ignored (G21). Every relaxed directive is reported in "
     "CRP-Safety-Policy-Adjustment (G20).",
-    "Not yet emitted (session layer pending): CRP-Context-Session-Id (except on "
-    "451), -Window, -Continuation-Id, CRP-Set-Session, CRP-Provenance-HMAC, "
-    "-Window-HMAC, -Chain-Integrity, -DAG-Root, -Window-Lineage, "
-    "CRP-Compliance-Audit-Trail-Id, -Audit-Trail-URI. A 451 carries a per-call "
-    "session id and audit_trail_uri null.",
+    "Every governed call, halted ones included, is a one-window session (G5, "
+    "G14) with a durable chained audit record: CRP-Context-Session-Id, -Window "
+    "1/1, CRP-Provenance-HMAC, -Window-HMAC, -Chain-Integrity (UNVERIFIED for a "
+    "first window), CRP-Compliance-Audit-Trail-Id and -URI are emitted. Not yet "
+    "emitted (session continuation pending): -Continuation-Id, CRP-Set-Session, "
+    "-DAG-Root, -Window-Lineage.",
     "CRP-Compliance-EU-AI-Act is UNKNOWN until the AI system is registered "
     "(002§12.5). NIST-Tier, ISO-42001 and Controls-Met are not emitted.",
     "CRP-Context-Tokens-Used is the provider's reported prompt + completion "
@@ -76,7 +78,7 @@ _NOT_COMPUTED = (
 def _hmac() -> dict[str, object]:
     """The §5.5 window-chain encoding (G6), as published."""
     return {
-        "implemented": False,
+        "implemented": True,
         "algorithm": "HMAC-SHA256",
         "key": (
             "HKDF-SHA256(IKM=tenant master key, salt=UTF-8 session_id, "

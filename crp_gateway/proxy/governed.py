@@ -60,7 +60,8 @@ async def prepare(call: Call, body: dict[str, Any], context: TenantContext) -> N
             halt_reason=str(body_["crp_halt_reason"]),
             policy_hash=None,
         )
-        halt.attach_session(session)
+        if session is not None:
+            halt.attach_session(session)
         raise
 
 
@@ -73,7 +74,10 @@ async def _audit(
     report: dict[str, JSONValue],
     halt_reason: str | None,
     policy_hash: str | None,
-) -> SessionFacts:
+) -> SessionFacts | None:
+    """The call's durable audit record; ``None`` when audit is switched off."""
+    if not call.runtime.settings.crp_audit:
+        return None
     route, usage = call.route, call.usage
     tokens = (
         usage.prompt_tokens + usage.completion_tokens
@@ -142,7 +146,8 @@ async def _verdict(
         halt_reason=decision.halt.value if decision.halt else None,
         policy_hash=policy_hash(prepared.resolved.policy),
     )
-    facts = dataclasses.replace(facts, session=session)
+    if session is not None:
+        facts = dataclasses.replace(facts, session=session)
     if halted:
         call.finish_usage(status=451)
         raise engine.response_halt(prepared, decision, facts)

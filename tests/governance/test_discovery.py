@@ -103,7 +103,7 @@ def test_hmac_encoding_is_described(doc: dict[str, object]) -> None:
     assert hmac["field_separator"] == ""
     assert "sha256:" in hmac["hash_format"]
     assert "crp-session-hmac-v3" in hmac["key"]
-    assert hmac["implemented"] is False
+    assert hmac["implemented"] is True
 
 
 def test_conformance_notes_and_halt_reasons(doc: dict[str, object]) -> None:
