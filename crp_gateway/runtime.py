@@ -132,7 +132,7 @@ async def open_runtime(
         )
         usage = UsageRecorder(sessions)
         usage.start()
-        writer = AuditWriter(sessions)
+        writer = AuditWriter(engine)
         writer.start()
         try:
             yield Runtime(

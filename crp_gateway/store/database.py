@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -45,6 +46,16 @@ def create_engine(url: str) -> AsyncEngine:
         pool_recycle=1800,
         connect_args={"timeout": 10, "command_timeout": 30},
     )
+
+
+def sync_sqlite_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine on the same SQLite file (same pragmas), for work that
+    runs whole in a worker thread; ``None`` for any other database."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, ":memory:"):
+        return None
+    sync = create_sync_engine(engine.url.set(drivername="sqlite"))
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

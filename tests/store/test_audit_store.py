@@ -96,7 +96,7 @@ async def _tenant(url: str) -> str:
 
 async def _write(url: str, tenant_id: str, first: int, count: int) -> int:
     engine = create_engine(url)
-    writer = AuditWriter(create_sessionmaker(engine))
+    writer = AuditWriter(engine)
     writer.start()
     try:
         await asyncio.gather(
@@ -153,7 +153,7 @@ def test_a_failed_commit_fails_every_call_of_its_batch(fresh_backend: Backend) -
 
     async def scenario() -> list[BaseException | None]:
         engine = create_engine(url)
-        writer = AuditWriter(create_sessionmaker(engine))  # not started: one flush
+        writer = AuditWriter(engine)  # not started: one flush
         good, twin = _entry(tenant_id, 1), _entry(tenant_id, 2)
         twin.window["window_id"] = good.window["window_id"]  # a unique violation
         try:
