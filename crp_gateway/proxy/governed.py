@@ -25,7 +25,7 @@ from crp_gateway.governance.headers import (
     crp_headers_event,
     response_headers,
 )
-from crp_gateway.governance.policy import policy_hash
+from crp_gateway.governance.policy import SafetyPolicy, policy_hash
 from crp_gateway.providers.directory import TenantContext
 from crp_gateway.proxy.call import Call
 
@@ -58,7 +58,7 @@ async def prepare(call: Call, body: dict[str, Any], context: TenantContext) -> N
             output_text="",
             report={"outcome": "HALT", "phase": "request", "halted": True},
             halt_reason=str(body_["crp_halt_reason"]),
-            policy_hash=None,
+            policy=None,
         )
         if session is not None:
             halt.attach_session(session)
@@ -73,7 +73,7 @@ async def _audit(
     output_text: str,
     report: dict[str, JSONValue],
     halt_reason: str | None,
-    policy_hash: str | None,
+    policy: SafetyPolicy | None,
 ) -> SessionFacts | None:
     """The call's durable audit record; ``None`` when audit is switched off."""
     if not call.runtime.settings.crp_audit:
@@ -100,7 +100,7 @@ async def _audit(
             report=report,
             halt_reason=halt_reason,
             tokens_used=tokens,
-            policy_hash=policy_hash,
+            policy_hash=policy_hash(policy) if policy is not None else None,
         )
     )
 
@@ -144,7 +144,7 @@ async def _verdict(
         output_text=output_text,
         report=_report(decision),
         halt_reason=decision.halt.value if decision.halt else None,
-        policy_hash=policy_hash(prepared.resolved.policy),
+        policy=prepared.resolved.policy,
     )
     if session is not None:
         facts = dataclasses.replace(facts, session=session)
