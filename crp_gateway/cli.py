@@ -92,6 +92,46 @@ def rotate_secret_command(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(_rotate(settings))
 
 
+async def _audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from crp_gateway.audit.chain import ChainStatus
+    from crp_gateway.audit.recorder import TenantKeys
+    from crp_gateway.audit.verify import verify_store
+    from crp_gateway.runtime import build_vault
+    from crp_gateway.store.database import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.store_url)
+    try:
+        sessions = create_sessionmaker(engine)
+        results = await verify_store(
+            sessions,
+            TenantKeys(sessions, build_vault(settings)),
+            tenant_id=args.tenant,
+            session_id=args.session,
+        )
+    finally:
+        await engine.dispose()
+    broken = 0
+    for tenant, result in results:
+        line = f"{tenant} {result.session_id} {result.status.value}"
+        if result.status is ChainStatus.BROKEN:
+            broken += 1
+            parts = ("windows", "events", "tenant_chain", "coverage")
+            for name in parts:
+                part = getattr(result, name)
+                if part.status is ChainStatus.BROKEN:
+                    line += f" ({name} at index {part.index}: {part.reason})"
+                    break
+        _out(line)
+    _out(f"{len(results)} sessions verified, {broken} broken")
+    return 1 if broken else 0
+
+
+def audit_verify_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.session and not args.tenant:
+        return _fail("--session needs --tenant")
+    return asyncio.run(_audit_verify(settings, args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crp-gateway",
@@ -132,6 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
         "new SECRET_KEY. Give the old secret as SECRET_KEY_PREVIOUS.",
     )
     rotate_parser.set_defaults(handler=rotate_secret_command)
+
+    audit_parser = commands.add_parser(
+        "audit", help="audit records", description="Work with the audit store."
+    )
+    audit_commands = audit_parser.add_subparsers(
+        dest="audit_command", required=True, metavar="COMMAND"
+    )
+    verify_parser = audit_commands.add_parser(
+        "verify",
+        help="recompute the HMAC chains of stored sessions",
+        description="Recompute every audited session's window and event chains "
+        "and the tenants' rolling chains from the database; exit 1 if any is "
+        "BROKEN.",
+    )
+    verify_parser.add_argument("--tenant", help="only this tenant (tnt_...)")
+    verify_parser.add_argument("--session", help="only this session (crp_sess_...)")
+    verify_parser.set_defaults(handler=audit_verify_command)
     return parser
 
 

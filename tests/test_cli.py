@@ -31,9 +31,11 @@ def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None)
     )
 
 
-@pytest.mark.parametrize("command", ["serve", "migrate", "rotate-secret"])
+@pytest.mark.parametrize(
+    "command", ["serve", "migrate", "rotate-secret", "audit verify"]
+)
 def test_every_command_explains_itself(command: str) -> None:
-    result = _run(sys.executable, "-m", "crp_gateway", command, "--help")
+    result = _run(sys.executable, "-m", "crp_gateway", *command.split(), "--help")
     assert result.returncode == 0
     assert "usage: crp-gateway" in result.stdout
     assert len(result.stdout.splitlines()) > 3

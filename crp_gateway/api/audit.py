@@ -1,4 +1,4 @@
-"""The audit trail of a call: ``GET /crp/v3/trail/{trail_id}``.
+"""Audit: a call's trail (``GET /crp/v3/trail/{trail_id}``) and verification.
 
 The target of ``CRP-Compliance-Audit-Trail-URI``, for the tenant's admin keys:
 the call's window and its events exactly as they were chained (the HMAC inputs
@@ -11,7 +11,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from crp_gateway.api.deps import AdminDep, SessionDep
+from crp_gateway.api.deps import AdminDep, RuntimeDep, SessionDep
+from crp_gateway.audit.verify import verify_session
 from crp_gateway.errors import NotFound
 from crp_gateway.store.repositories import AuditRepository
 
@@ -62,3 +63,16 @@ async def audit_trail(
         "window": {name: getattr(window, name) for name in _WINDOW_FIELDS},
         "events": [{name: getattr(e, name) for name in _EVENT_FIELDS} for e in events],
     }
+
+
+@router.get("/v1/audit/verify")
+async def verify(
+    session_id: str, admin: AdminDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Recompute one session's chains: VALID, or BROKEN at the first bad record."""
+    result = await verify_session(
+        runtime.sessions, runtime.audit.keys, admin.tenant_id, session_id
+    )
+    if result is None:
+        raise NotFound("No audited session has this id.", code="session_not_found")
+    return result.to_json()

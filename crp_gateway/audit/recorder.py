@@ -123,12 +123,12 @@ class CallRecord:
 class AuditRecorder:
     def __init__(self, writer: AuditWriter, keys: TenantKeys, *, gateway_url: str):
         self._writer = writer
-        self._keys = keys
+        self.keys = keys
         self._trail_base = f"{gateway_url.rstrip('/')}/crp/v3/trail/"
 
     async def record(self, call: CallRecord) -> SessionFacts:
         """Chain and store ``call``; return its session headers' facts."""
-        master = await self._keys.master(call.tenant_id)
+        master = await self.keys.master(call.tenant_id)
         session_id, window_id = ids.new_session_id(), ids.new_window_id()
         trail_id = ids.new_trail_id()
         timestamp = format_timestamp(utcnow())

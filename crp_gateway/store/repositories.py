@@ -67,6 +67,12 @@ class TenantRepository:
     async def get(self, tenant_id: str) -> Tenant | None:
         return await self._session.get(Tenant, tenant_id)
 
+    async def all_ids(self) -> Sequence[str]:
+        """Every tenant id, for operator commands that walk all tenants."""
+        return (
+            await self._session.scalars(select(Tenant.id).order_by(Tenant.id))
+        ).all()
+
     async def email_taken(self, email: str) -> bool:
         statement = select(func.count()).where(Tenant.email == email)
         return bool(await self._session.scalar(statement))
@@ -237,6 +243,15 @@ class AuditRepository(TenantScoped):
             self._select(AuditEvent)
             .where(AuditEvent.session_id == session_id)
             .order_by(AuditEvent.seq)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def session_ids(self) -> Sequence[str]:
+        statement = (
+            self._select(AuditWindow)
+            .with_only_columns(AuditWindow.session_id)
+            .distinct()
+            .order_by(AuditWindow.session_id)
         )
         return (await self._session.scalars(statement)).all()
 

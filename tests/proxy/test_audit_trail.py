@@ -156,3 +156,101 @@ def test_trails_are_invisible_to_other_tenants(
     trail_id = _chat(gateway, wired.api_key).headers["crp-compliance-audit-trail-id"]
     with gateway.client(other.api_key) as client:
         assert client.get(f"/crp/v3/trail/{trail_id}").status_code == 404
+
+
+def _verify_api(gateway: GatewayServer, key: str, session_id: str) -> Any:
+    with gateway.client(key) as client:
+        return client.get("/v1/audit/verify", params={"session_id": session_id})
+
+
+async def _delete_window(gateway: GatewayServer, session_id: str) -> None:
+    from sqlalchemy import delete, text
+
+    engine = create_engine(gateway.settings.store_url)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("SET LOCAL crp.audit_retention = 'on'"))
+            await connection.execute(
+                delete(AuditWindow).where(AuditWindow.session_id == session_id)
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_verify_reports_valid_then_broken_at_the_changed_window(
+    gateway: GatewayServer, wired: WiredTenant
+) -> None:
+    session_id = _chat(gateway, wired.api_key).headers["crp-context-session-id"]
+    valid = _verify_api(gateway, wired.api_key, session_id)
+    assert valid.status_code == 200
+    assert valid.json()["status"] == "VALID"
+    run(_tamper(gateway, session_id))
+    broken = _verify_api(gateway, wired.api_key, session_id).json()
+    assert broken["status"] == "BROKEN"
+    assert broken["windows"]["status"] == "BROKEN"
+    assert broken["windows"]["index"] == 0
+
+
+def test_deleting_the_last_window_is_caught_by_the_rolling_chain(
+    gateway: GatewayServer, wired: WiredTenant
+) -> None:
+    _chat(gateway, wired.api_key)
+    last = _chat(gateway, wired.api_key).headers["crp-context-session-id"]
+    run(_delete_window(gateway, last))
+    result = _verify_api(gateway, wired.api_key, last).json()
+    assert result["status"] == "BROKEN"
+    assert result["coverage"]["status"] == "BROKEN"
+
+
+def test_verify_is_tenant_scoped(gateway: GatewayServer, wired: WiredTenant) -> None:
+    from tests.support import sign_up
+
+    session_id = _chat(gateway, wired.api_key).headers["crp-context-session-id"]
+    other = sign_up(gateway)
+    assert _verify_api(gateway, other.api_key, session_id).status_code == 404
+
+
+def test_the_audit_verify_command_reads_the_database(
+    gateway: GatewayServer, wired: WiredTenant
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    session_id = _chat(gateway, wired.api_key).headers["crp-context-session-id"]
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("CRP_", "DATABASE"))
+    }
+    env.update(
+        SECRET_KEY=gateway.settings.secret_key_value(),
+        CRP_DATA_DIR=str(gateway.settings.crp_data_dir),
+    )
+    if gateway.settings.database_url:
+        env["DATABASE_URL"] = gateway.settings.database_url
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "crp_gateway",
+                "audit",
+                "verify",
+                "--tenant",
+                wired.tenant.tenant_id,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    valid = verify()
+    assert valid.returncode == 0, valid.stderr
+    assert f"{session_id} VALID" in valid.stdout
+    run(_tamper(gateway, session_id))
+    broken = verify()
+    assert broken.returncode == 1
+    assert f"{session_id} BROKEN (windows at index 0" in broken.stdout
