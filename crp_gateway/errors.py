@@ -15,8 +15,7 @@ the OpenAI ``type`` and a stable ``code``; one handler in ``app.py`` renders
     ├── ProviderMisconfigured   424 provider_error (a stored credential is unusable)
     ├── ProviderAuthFailed      424 provider_error (the provider refused the key)
     ├── ProviderFailed          502 provider_error / provider_unreachable
-    ├── ProviderTimeout         504 provider_error
-    └── ServiceUnavailable      503 service_unavailable
+    └── ProviderTimeout         504 provider_error
 
 Upstream answers are mapped in ``providers/errors.py``: a provider's 400 stays a
 400 with its (scrubbed) message, 401/403 become 424 (the caller's gateway key is
@@ -140,12 +139,6 @@ class RateLimited(GatewayError):
         )
         super().__init__(message, code=code, headers=headers)
         self.retry_after = retry_after
-
-
-class ServiceUnavailable(GatewayError):
-    status_code = 503
-    error_type = "service_unavailable"
-    default_code = "service_unavailable"
 
 
 #: How framework-level HTTP statuses are reported when no GatewayError was raised.

@@ -28,11 +28,6 @@ from crp_gateway.proxy.call import Call
 from crp_gateway.proxy.routing import Route
 
 
-def json_response(call: Call, content: bytes, headers: dict[str, str]) -> Response:
-    headers["Server-Timing"] = call.timing.header()
-    return Response(content, media_type="application/json", headers=headers)
-
-
 def translation_error(error: TranslationError) -> InvalidRequest:
     return InvalidRequest(str(error), code="unsupported_parameter", param=error.field)
 
@@ -58,7 +53,8 @@ async def complete(
     """A complete answer: decided, audited, usage recorded, CRP headers attached."""
     upstream_headers.update(await governed.conclude(call, output_text))
     call.finish_usage()
-    return json_response(call, content, upstream_headers)
+    upstream_headers["Server-Timing"] = call.timing.header()
+    return Response(content, media_type="application/json", headers=upstream_headers)
 
 
 async def chat_completions(call: Call, body: dict[str, Any]) -> Response:

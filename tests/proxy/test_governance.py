@@ -128,18 +128,18 @@ def test_crp_headers_from_the_provider_are_dropped(
     gateway: GatewayServer, wired: WiredTenant, upstream: FakeUpstream
 ) -> None:
     upstream.script(
-        headers={"CRP-Safety-Hallucination-Risk": "LOW", "CRP-Provenance-HMAC": "x"}
+        headers={
+            "CRP-Context-Mode": "full-ckf",
+            "CRP-Provenance-HMAC": "x",
+            "CRP-Quality-Score": "0.99",
+        }
     )
     response = _chat(gateway, wired.api_key)
     # the gateway's own values, never the provider's
     hmac = response.headers["crp-provenance-hmac"]
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", hmac)
-    assert (
-        response.headers.get("crp-safety-hallucination-risk") != "LOW"
-        or (
-            response.headers["crp-safety-hallucination-score"]  # ours, computed
-        )
-    )
+    assert response.headers["crp-context-mode"] == "zero-ckf"
+    assert "crp-quality-score" not in response.headers  # we do not compute it
 
 
 def test_default_src_none_halts_with_451_before_the_provider(
