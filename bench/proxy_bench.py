@@ -3,6 +3,8 @@
 Run from the repository root::
 
     python -m bench.proxy_bench [--quick] [--out bench/results/proxy.json]
+        [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--redis redis://127.0.0.1:6379/0]
 
 One run starts two fake upstreams (``tests.fakes.upstream``: one answering at once,
 one after 20 ms) and the gateway (``python -m crp_gateway serve``) as subprocesses
@@ -32,7 +34,14 @@ gateway does not forward). A probe of each leg records the answer size it got.
 When ``POST /v1/chat/completions`` on the gateway does not answer 200 at start
 (404 while the endpoint does not exist yet), only the direct leg is measured and
 the results mark the gateway leg unavailable, with the reason. Failed requests
-are never timed; they are counted under ``errors``. See ``bench/README.md``.
+are never timed; they are counted under ``errors``.
+
+The gateway runs on the embedded default (SQLite, in-process state) unless
+``--postgres`` (an admin URL: a fresh database is created there for the run and
+dropped at the end, and the gateway runs in production mode with a generated
+``SECRET_KEY``) or ``--redis`` (shared state in Redis) is given; see
+`StoreServices`. ``environment.store`` and ``environment.shared_state`` in the
+results say which. See ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import secrets
 import select
 import signal
 import socket
@@ -67,8 +77,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final, TypeGuard
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 RESULTS_DIR: Final = REPO_ROOT / "bench" / "results"
@@ -81,6 +95,9 @@ REQUEST_TIMEOUT_S: Final = 30.0
 _PR_SET_PDEATHSIG: Final = 1
 _FAKE_ARGV: Final = (sys.executable, "-m", "tests.fakes.upstream")
 _GATEWAY_ARGV: Final = (sys.executable, "-m", "crp_gateway", "serve")
+#: ``serve`` builds the app with this Redis key prefix and reads none from the
+#: environment (only ``create_app(redis_prefix=...)`` takes one).
+REDIS_PREFIX: Final = "crp"
 
 Metrics = dict[str, int]
 """One successful request's timings in nanoseconds, by metric name."""
@@ -285,34 +302,40 @@ def free_port() -> int:
         return port
 
 
-def gateway_env(data_dir: Path) -> dict[str, str]:
-    """The environment of the embedded (SQLite) gateway, quiet and unthrottled."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}
-    }
+def gateway_env(data_dir: Path, store: Mapping[str, str]) -> dict[str, str]:
+    """The gateway's environment, quiet and unthrottled, on the run's store.
+
+    ``store`` is `StoreServices.gateway_env`: nothing but the gateway's own URL for
+    the embedded default, or ``DATABASE_URL``, ``REDIS_URL`` and a ``SECRET_KEY``.
+    """
+    dropped = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY_PREVIOUS"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(
         CRP_DATA_DIR=str(data_dir),
         CRP_ENV="development",
         LOG_LEVEL="warning",
         CRP_SIGNUP_RATE_PER_HOUR="1000",
     )
+    env.update(store)
     return env
 
 
-def start_gateway(processes: Processes, plan: CpuPlan, workdir: Path) -> str:
+def start_gateway(
+    processes: Processes, plan: CpuPlan, workdir: Path, store: StoreServices
+) -> str:
     """Start the gateway and wait for ``/health``; return its base URL."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     log = workdir / "gateway.log"
     with log.open("wb") as output:
         child = processes.spawn(
             [*_GATEWAY_ARGV, "--host", "127.0.0.1", "--port", str(port)],
             cpus=plan.gateway,
             cwd=workdir,  # keeps a stray .env in the caller's directory out
-            env=gateway_env(workdir / "data"),
+            env=gateway_env(workdir / "data", store.gateway_env(url)),
             stdout=output,
             stderr=output,
         )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -324,6 +347,185 @@ def start_gateway(processes: Processes, plan: CpuPlan, workdir: Path) -> str:
                 return url
         time.sleep(0.1)
     raise BenchError(f"gateway did not answer /health in time\n{_log_tail(log)}")
+
+
+# -------------------------------------------------------------------------- stores
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChoice:
+    """Where the gateway keeps its data: ``--postgres`` and ``--redis``, or None."""
+
+    postgres_admin_url: str | None = None
+    redis_url: str | None = None
+
+    @property
+    def store(self) -> str:
+        return "postgresql" if self.postgres_admin_url else "sqlite"
+
+    @property
+    def shared_state(self) -> str:
+        return "redis" if self.redis_url else "memory"
+
+    def default_out(self, *, quick: bool) -> Path:
+        """``proxy[-postgres][-redis][-quick].json``: no store overwrites another."""
+        parts = ["proxy"]
+        if self.postgres_admin_url:
+            parts.append("postgres")
+        if self.redis_url:
+            parts.append("redis")
+        if quick:
+            parts.append("quick")
+        return RESULTS_DIR / ("-".join(parts) + ".json")
+
+
+def _asyncpg_dsn(url: str) -> str:
+    """A DSN asyncpg takes, from any URL form the gateway's settings accept."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() in {"postgres", "postgresql+asyncpg"}:
+        return f"postgresql{sep}{rest}"
+    return url
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` (an admin URL) pointing at ``database`` instead, query kept."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+async def _pg_execute(admin_url: str, statement: str) -> str:
+    """Run one statement on the admin database; the server's version."""
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url), timeout=5)
+    try:
+        await connection.execute(statement, timeout=30)
+        version: str = await connection.fetchval("SHOW server_version")
+        return version
+    finally:
+        await connection.close()
+
+
+async def _redis_version(url: str) -> str:
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+    try:
+        await client.ping()
+        info = await client.info("server")
+        return str(info.get("redis_version", "unknown"))
+    finally:
+        await client.aclose()
+
+
+async def _delete_redis_keys(url: str, patterns: Sequence[str]) -> int:
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+    deleted = 0
+    try:
+        for pattern in patterns:
+            async for key in client.scan_iter(match=pattern, count=500):
+                deleted += await client.delete(key)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+_PG_ERRORS: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+_REDIS_ERRORS: Final = (OSError, TimeoutError, RedisError)
+
+
+@dataclass(slots=True)
+class StoreServices:
+    """The run's PostgreSQL database and Redis, set up and cleaned up.
+
+    With ``--postgres`` a fresh database ``crp_bench_<12 hex>`` is created on the
+    admin URL and dropped again by `close` (``WITH (FORCE)``, after the gateway
+    stopped). ``serve`` reads no Redis key prefix from the environment, so with
+    ``--redis`` the gateway writes under its fixed prefix ``crp``; `close` deletes
+    the keys of the run's tenants, and only the sign-up counter of 127.0.0.1 (two
+    sign-ups, expiring within the hour) is left, shared with any other gateway
+    on that Redis database.
+    """
+
+    choice: StoreChoice
+    database: str | None = None
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    tenant_ids: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def open(self) -> None:
+        """Check Redis answers and create the database (before any process)."""
+        redis_url = self.choice.redis_url
+        if redis_url is not None:
+            try:
+                self.versions["redis_server"] = asyncio.run(_redis_version(redis_url))
+            except _REDIS_ERRORS as exc:
+                raise BenchError(f"Redis at --redis did not answer: {exc!r}") from exc
+        admin_url = self.choice.postgres_admin_url
+        if admin_url is not None:
+            name = f"crp_bench_{secrets.token_hex(6)}"
+            try:
+                version = asyncio.run(
+                    _pg_execute(admin_url, f'CREATE DATABASE "{name}"')
+                )
+            except _PG_ERRORS as exc:
+                raise BenchError(
+                    f"could not create a database at --postgres: {exc!r}"
+                ) from exc
+            self.database = name
+            self.versions["postgresql_server"] = version
+            print(f"PostgreSQL: created database {name}", flush=True)
+
+    def gateway_env(self, gateway_url: str) -> dict[str, str]:
+        """What the gateway needs on this store, besides `gateway_env`'s basics."""
+        env = {"CRP_GATEWAY_URL": gateway_url, "APP_BASE_URL": gateway_url}
+        admin_url = self.choice.postgres_admin_url
+        if admin_url is not None and self.database is not None:
+            # PostgreSQL is production: a real SECRET_KEY, migrations on start.
+            env.update(
+                DATABASE_URL=with_database(admin_url, self.database),
+                CRP_ENV="production",
+                SECRET_KEY=self.secret_key,
+                CRP_MIGRATE_ON_START="true",
+            )
+        if self.choice.redis_url is not None:
+            env["REDIS_URL"] = self.choice.redis_url
+        return env
+
+    def describe(self) -> dict[str, Any]:
+        """The store part of the results' ``environment``."""
+        described: dict[str, Any] = {
+            "store": self.choice.store,
+            "shared_state": self.choice.shared_state,
+        }
+        if self.choice.redis_url is not None:
+            described["redis_key_prefix"] = (
+                f"{REDIS_PREFIX} (the gateway's fixed prefix, shared)"
+            )
+        described.update(self.versions)
+        return described
+
+    def close(self) -> None:
+        """Best effort, after the gateway stopped: drop the database, delete keys."""
+        admin_url, name = self.choice.postgres_admin_url, self.database
+        if admin_url is not None and name is not None:
+            drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            try:
+                asyncio.run(_pg_execute(admin_url, drop))
+            except _PG_ERRORS as exc:
+                print(f"warning: could not drop database {name}: {exc!r}", flush=True)
+            else:
+                self.database = None
+                print(f"PostgreSQL: dropped database {name}", flush=True)
+        redis_url = self.choice.redis_url
+        if redis_url is not None and self.tenant_ids:
+            patterns = [f"{REDIS_PREFIX}:{{{tid}}}:*" for tid in self.tenant_ids]
+            try:
+                asyncio.run(_delete_redis_keys(redis_url, patterns))
+            except _REDIS_ERRORS as exc:
+                print(f"warning: could not delete Redis keys: {exc!r}", flush=True)
+            self.tenant_ids.clear()
 
 
 # --------------------------------------------------------------------------- set-up
@@ -362,8 +564,13 @@ def direct_leg(fake_url: str, params: Params) -> Leg:
     return Leg("direct", f"{fake_url}/v1/chat/completions", headers)
 
 
-def sign_up_tenant(client: httpx.Client, gateway_url: str, fake_url: str) -> str:
-    """A new tenant whose custom provider ``fake`` is ``fake_url``; its API key."""
+def sign_up_tenant(
+    client: httpx.Client, gateway_url: str, fake_url: str, tenant_ids: list[str]
+) -> str:
+    """A new tenant whose custom provider ``fake`` is ``fake_url``; its API key.
+
+    The tenant's id is appended to ``tenant_ids`` (its Redis keys go at the end).
+    """
     suffix = os.urandom(4).hex()
     response = client.post(
         f"{gateway_url}/v1/tenants",
@@ -371,6 +578,7 @@ def sign_up_tenant(client: httpx.Client, gateway_url: str, fake_url: str) -> str
     )
     _expect(response, 201, "sign-up")
     api_key: str = response.json()["api_key"]
+    tenant_ids.append(response.json()["tenant_id"])
     response = client.post(
         f"{gateway_url}/v1/providers/custom",
         headers={"authorization": f"Bearer {api_key}"},
@@ -680,8 +888,10 @@ def git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
-def environment(plan: CpuPlan, pids: Mapping[str, int], loop: str) -> dict[str, Any]:
-    """Where and with what the numbers were taken."""
+def environment(
+    plan: CpuPlan, pids: Mapping[str, int], loop: str, store: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Where and with what the numbers were taken (``store``: `describe`)."""
     affinity: dict[str, list[int] | None] = {}
     for role, pid in pids.items():
         try:
@@ -698,6 +908,7 @@ def environment(plan: CpuPlan, pids: Mapping[str, int], loop: str) -> dict[str, 
         "git_commit": git_commit(),
         "gateway_governance": os.environ.get("CRP_GOVERNANCE", "true"),
         "gateway_audit": os.environ.get("CRP_AUDIT", "true"),
+        **store,
         "load_generator_loop": loop,
         "cpu_pinning": {
             "note": plan.note,
@@ -775,12 +986,16 @@ class Targets:
 
 
 def prepare_targets(
-    gateway_url: str, fast_url: str, slow_url: str, params: Params
+    gateway_url: str,
+    fast_url: str,
+    slow_url: str,
+    params: Params,
+    tenant_ids: list[str],
 ) -> Targets:
-    """Sign up a tenant per fake, then probe every leg once."""
+    """Sign up a tenant per fake (ids into ``tenant_ids``), then probe every leg."""
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
-        fast_key = sign_up_tenant(client, gateway_url, fast_url)
-        slow_key = sign_up_tenant(client, gateway_url, slow_url)
+        fast_key = sign_up_tenant(client, gateway_url, fast_url, tenant_ids)
+        slow_key = sign_up_tenant(client, gateway_url, slow_url, tenant_ids)
         fast = [direct_leg(fast_url, params)]
         slow = [direct_leg(slow_url, params)]
         headers = _headers(fast_key, params.reply_bytes)
@@ -953,20 +1168,22 @@ def run_async(
         return runner.run(coroutine), "uvloop"
 
 
-def benchmark(params: Params, out: Path) -> dict[str, Any]:
+def benchmark(params: Params, out: Path, choice: StoreChoice) -> dict[str, Any]:
     """Start everything, measure, stop everything; write and return the results."""
     plan = plan_cpus(pin=params.pin_cpus)
     if plan.load is not None:
         os.sched_setaffinity(0, plan.load)
     processes = Processes()
+    store = StoreServices(choice)
     with tempfile.TemporaryDirectory(prefix="crp-bench-") as tmp:
         workdir = Path(tmp)
         try:
+            store.open()
             fast_url = start_fake(processes, plan, workdir, delay_ms=0)
             slow_url = start_fake(
                 processes, plan, workdir, delay_ms=params.throughput_upstream_delay_ms
             )
-            gateway_url = start_gateway(processes, plan, workdir)
+            gateway_url = start_gateway(processes, plan, workdir, store)
             pids = {"load_generator": os.getpid()}
             pids.update(
                 zip(
@@ -975,12 +1192,17 @@ def benchmark(params: Params, out: Path) -> dict[str, Any]:
                     strict=True,
                 )
             )
-            targets = prepare_targets(gateway_url, fast_url, slow_url, params)
+            targets = prepare_targets(
+                gateway_url, fast_url, slow_url, params, store.tenant_ids
+            )
             _announce(targets)
             scenarios, loop = run_async(run_scenarios(targets, params, pids))
-            env = environment(plan, pids, loop)
+            env = environment(plan, pids, loop, store.describe())
         finally:
-            processes.stop_all()
+            try:
+                processes.stop_all()
+            finally:
+                store.close()
     results = {
         "schema": 1,
         "environment": env,
@@ -1018,8 +1240,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        help="results JSON (default bench/results/proxy.json, "
-        "or proxy-quick.json with --quick)",
+        help="results JSON (default bench/results/proxy.json; -postgres, -redis "
+        "and -quick are added to the name with those options)",
     )
     parser.add_argument(
         "--model",
@@ -1035,7 +1257,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="per-worker",
         help="one httpx client per concurrent worker (default), or one shared pool",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="admin URL of a PostgreSQL server (such as "
+        "postgresql://postgres@127.0.0.1:5432/postgres): the gateway runs on a fresh "
+        "database created there, dropped at the end",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Redis URL (such as redis://127.0.0.1:6379/0) for the gateway's shared "
+        "state, instead of in-process memory",
+    )
+    args = parser.parse_args(argv)
+    if args.postgres is not None:
+        scheme = urlsplit(args.postgres).scheme.lower()
+        if scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+            parser.error("--postgres must be a postgres:// or postgresql:// URL")
+    if args.redis is not None:
+        scheme = urlsplit(args.redis).scheme.lower()
+        if scheme not in {"redis", "rediss", "unix"}:
+            parser.error("--redis must be a redis://, rediss:// or unix:// URL")
+    return args
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -1050,13 +1294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pin_cpus=not args.no_pin,
         client_pool=args.client_pool,
     )
-    name = "proxy-quick.json" if args.quick else "proxy.json"
-    out: Path = args.out or RESULTS_DIR / name
+    choice = StoreChoice(postgres_admin_url=args.postgres, redis_url=args.redis)
+    out: Path = args.out or choice.default_out(quick=args.quick)
     signal.signal(signal.SIGTERM, _terminate)
     # Also when started in the background, where the shell ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        results = benchmark(params, out)
+        results = benchmark(params, out, choice)
     except BenchError as exc:
         print(f"proxy_bench: {exc}", file=sys.stderr)
         return 1

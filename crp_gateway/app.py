@@ -21,6 +21,8 @@ from crp_gateway.api import (
     inference,
     keys,
     providers,
+    reports,
+    systems,
     tenants,
 )
 from crp_gateway.errors import GatewayError, error_body
@@ -90,7 +92,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    settings: Settings | None = None, *, redis_prefix: str = "crp"
+    settings: Settings | None = None, *, redis_prefix: str | None = None
 ) -> FastAPI:
     """Build the ASGI app. Without ``settings``, read them from the environment."""
     settings = settings or load_settings()
@@ -113,7 +115,17 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for module in (health, discovery, tenants, keys, providers, inference, audit):
+    for module in (
+        health,
+        discovery,
+        tenants,
+        keys,
+        providers,
+        systems,
+        reports,
+        inference,
+        audit,
+    ):
         app.include_router(module.router)
     # Added last = outermost: request ids wrap everything, CORS answers preflights
     # before any body is read.
@@ -121,7 +133,7 @@ def create_app(
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.allowed_origins,
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["*"],
         expose_headers=["X-Request-Id", "Server-Timing"],
         max_age=600,

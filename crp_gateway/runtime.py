@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crp_gateway.audit.recorder import AuditRecorder, TenantKeys
+from crp_gateway.audit.sessions import Sessions
 from crp_gateway.audit.writer import AuditWriter
 from crp_gateway.auth.authenticator import KeyAuthenticator
 from crp_gateway.logging import get_logger
+from crp_gateway.outbox.dispatcher import OutboxDispatcher
 from crp_gateway.providers.directory import ProviderDirectory
 from crp_gateway.providers.upstream import Timeouts, UpstreamClients
 from crp_gateway.proxy.catalog import ModelCatalog
-from crp_gateway.proxy.usage import UsageRecorder
 from crp_gateway.services import system_keys
 from crp_gateway.settings import ConfigError, Settings
 from crp_gateway.state import MemoryState, RedisState, SharedState
@@ -43,8 +44,9 @@ class Runtime:
     providers: ProviderDirectory
     clients: UpstreamClients
     models: ModelCatalog
-    usage: UsageRecorder
     audit: AuditRecorder
+    crp_sessions: Sessions
+    outbox: OutboxDispatcher
 
 
 def build_vault(settings: Settings) -> Vault:
@@ -55,11 +57,12 @@ def build_vault(settings: Settings) -> Vault:
     )
 
 
-def build_state(settings: Settings, *, redis_prefix: str = "crp") -> SharedState:
+def build_state(settings: Settings, *, redis_prefix: str | None = None) -> SharedState:
     if settings.redis_url is None:
         return MemoryState()
     return RedisState.from_url(
-        settings.redis_url.get_secret_value(), prefix=redis_prefix
+        settings.redis_url.get_secret_value(),
+        prefix=redis_prefix or settings.crp_redis_prefix,
     )
 
 
@@ -96,7 +99,7 @@ def _warn_about_profile(settings: Settings) -> None:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, redis_prefix: str = "crp"
+    settings: Settings, *, redis_prefix: str | None = None
 ) -> AsyncIterator[Runtime]:
     """Connect the store and shared state, migrate if asked, and clean up after."""
     _warn_about_profile(settings)
@@ -130,10 +133,12 @@ async def open_runtime(
                 stream_idle=settings.crp_upstream_stream_idle_timeout,
             )
         )
-        usage = UsageRecorder(sessions)
-        usage.start()
-        writer = AuditWriter(engine)
+        outbox = OutboxDispatcher.from_settings(settings, sessions, vault)
+        outbox.start()
+        writer = AuditWriter(engine, on_outbox=outbox.wake)
         writer.start()
+        tenant_keys = TenantKeys(sessions, vault)
+        audit = AuditRecorder(writer, tenant_keys, gateway_url=settings.crp_gateway_url)
         try:
             yield Runtime(
                 settings=settings,
@@ -147,17 +152,15 @@ async def open_runtime(
                 ),
                 clients=clients,
                 models=ModelCatalog(clients),
-                usage=usage,
-                audit=AuditRecorder(
-                    writer,
-                    TenantKeys(sessions, vault),
-                    gateway_url=settings.crp_gateway_url,
-                ),
+                audit=audit,
+                crp_sessions=Sessions(state, tenant_keys),
+                outbox=outbox,
             )
         finally:
+            await audit.aclose()
             await writer.aclose()
+            await outbox.aclose()
             await clients.aclose()
-            await usage.aclose()
             await keys.flush_last_used()
     finally:
         if flusher is not None:

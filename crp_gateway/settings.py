@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     # --- state ------------------------------------------------------------------
     database_url: str | None = Field(default=None, repr=False)  # carries a password
     redis_url: SecretStr | None = None
+    #: Prefix of every Redis key, for gateways that share one Redis.
+    crp_redis_prefix: str = Field(default="crp", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     crp_data_dir: Path = Path(".crp-gateway")
     crp_migrate_on_start: bool = True
 
@@ -153,6 +155,20 @@ class Settings(BaseSettings):
 
     # --- compliance webhook -----------------------------------------------------
     crp_comply_webhook_url: str | None = None
+
+    # --- violation reports and the outbox (G26, 016§7.1) ------------------------
+    #: Reports one tenant may enqueue per UTC day; over it, reports are dropped.
+    crp_reports_per_day_free: int = Field(default=100, ge=0)
+    crp_reports_per_day_paid: int = Field(default=10_000, ge=0)
+    #: Deliver to private, loopback, link-local or reserved addresses. Off, the
+    #: SSRF guard refuses them; on only for tests and closed networks.
+    crp_reports_allow_private: bool = False
+    crp_reports_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    crp_outbox_poll_seconds: float = Field(default=5.0, gt=0)
+    crp_outbox_max_attempts: int = Field(default=10, ge=1, le=50)
+    #: Retry n waits base * 4**(n-1) seconds (capped, with jitter): 1 s to 6 h.
+    crp_outbox_retry_base_seconds: float = Field(default=1.0, ge=0)
+    crp_outbox_retry_max_seconds: float = Field(default=6 * 3600.0, ge=0)
 
     _generated_secret_path: Path | None = PrivateAttr(default=None)
 

@@ -28,6 +28,11 @@ class CreateKeyRequest(BaseModel):
     role: Role = Role.INFERENCE
     rpm_limit: int | None = Field(default=None, ge=1, le=1_000_000)
     safety_policy: SafetyPolicyText = None
+    system_id: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Bind the key to one of the tenant's AI systems (/v1/systems).",
+    )
 
 
 class KeyOut(BaseModel):
@@ -38,6 +43,7 @@ class KeyOut(BaseModel):
     hint: str
     rpm_limit: int | None
     safety_policy: str | None
+    system_id: str | None
     created_at: datetime
     last_used_at: datetime | None
 
@@ -50,6 +56,7 @@ class KeyOut(BaseModel):
             hint=view.hint,
             rpm_limit=view.rpm_limit,
             safety_policy=view.safety_policy,
+            system_id=view.system_id,
             created_at=view.created_at,
             last_used_at=view.last_used_at,
         )
@@ -83,6 +90,7 @@ async def create_key(
         role=body.role,
         rpm_limit=body.rpm_limit,
         safety_policy=body.safety_policy,
+        system_id=body.system_id,
     )
     return CreatedKeyOut(**KeyOut.of(view).model_dump(), api_key=issued.token)
 

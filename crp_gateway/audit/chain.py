@@ -96,6 +96,7 @@ __all__ = [
     "verify_events",
     "verify_tenant_chain",
     "verify_windows",
+    "window_after",
     "window_hmac",
 ]
 
@@ -440,19 +441,44 @@ def new_window(
     _require_timestamp(timestamp)
     _require_hash(content_hash, "content_hash")
     _require_hash(dpe_report_hash, "dpe_report_hash")
-    prev = fan_in_prev(_tip(parent) for parent in parents)
-    number = max((_window_number(p) for p in parents), default=0) + 1
-    record = WindowRecord(
+    return window_after(
+        key,
+        prev_hmac=fan_in_prev(_tip(parent) for parent in parents),
+        parent_number=max((_window_number(p) for p in parents), default=0),
         session_id=session_id,
         window_id=window_id,
-        window_number=number,
         timestamp=timestamp,
         content_hash=content_hash,
         dpe_report_hash=dpe_report_hash,
-        prev_hmac=prev,
+    )
+
+
+def window_after(
+    key: bytes,
+    *,
+    prev_hmac: str,
+    parent_number: int,
+    session_id: str,
+    window_id: str,
+    timestamp: str,
+    content_hash: str,
+    dpe_report_hash: str,
+) -> WindowRecord:
+    """The window that follows a parent known only by its HMAC and number (a
+    session token's ``ct`` and ``win``); ``("", 0)`` for a session's root."""
+    if (prev_hmac == "") != (parent_number == 0):
+        raise ValueError("a root window has no prev; a child has one")
+    record = WindowRecord(
+        session_id=session_id,
+        window_id=window_id,
+        window_number=parent_number + 1,
+        timestamp=timestamp,
+        content_hash=content_hash,
+        dpe_report_hash=dpe_report_hash,
+        prev_hmac=prev_hmac,
         hmac="",
     )
-    return replace(record, hmac=_record_window_hmac(key, record, prev))
+    return replace(record, hmac=_record_window_hmac(key, record, prev_hmac))
 
 
 def _next_seq(previous: EventItem | TenantItem | None) -> tuple[int, str]:

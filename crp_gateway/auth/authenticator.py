@@ -26,13 +26,18 @@ _CACHE_ENTRIES = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant, the key and what the key may do."""
+    """Who is calling: the tenant, the key and what the key may do.
+
+    ``system_id`` is the registered AI system the key is bound to, ``None`` for
+    an unregistered caller (EU AI Act class UNKNOWN).
+    """
 
     tenant_id: str
     key_id: str
     role: Role
     rpm_limit: int | None
     safety_policy: str | None = None
+    system_id: str | None = None
 
 
 class KeyAuthenticator:
@@ -82,6 +87,7 @@ class KeyAuthenticator:
             role=Role(row.role),
             rpm_limit=row.rpm_limit,
             safety_policy=row.safety_policy,
+            system_id=row.system_id,
         )
 
     def _remember(

@@ -17,6 +17,8 @@ Digest §8 lists the SHALL fields: `crp_version`, `conformance_level`,
 * `signal_methods` is `describe_methods()` (ids, versions, weights,
   parameters), and `header_methods` says which method produces which header
   (G37, 005§16.3).
+* `eu_ai_act` is the classification rule and the domain catalogue of
+  registered AI systems (G30, `governance.eu_ai_act.catalogue`).
 * `hmac` describes the §5.5 window-chain encoding decision (G6, G7, G8, G9)
   that every audit record uses.
 * `conformance_notes` lists what is not computed and why.
@@ -27,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from crp_gateway import __version__
+from crp_gateway.governance import eu_ai_act
 from crp_gateway.governance.halt import ERROR_TYPE, HALT_STATUS, HaltReason
 from crp_gateway.governance.headers import (
     EMITTED_RESPONSE_HEADERS,
@@ -62,8 +65,13 @@ _NOT_COMPUTED = (
     "first window), CRP-Compliance-Audit-Trail-Id and -URI are emitted. Not yet "
     "emitted (session continuation pending): -Continuation-Id, CRP-Set-Session, "
     "-DAG-Root, -Window-Lineage.",
-    "CRP-Compliance-EU-AI-Act is UNKNOWN until the AI system is registered "
-    "(002§12.5). NIST-Tier, ISO-42001 and Controls-Met are not emitted.",
+    "CRP-Compliance-EU-AI-Act is the class of the AI system the calling key is "
+    "bound to (POST /v1/systems, then POST /v1/keys with system_id), computed "
+    "from the registration by the rule in eu_ai_act (G30: UNACCEPTABLE domains "
+    "first, domain floors); an UNACCEPTABLE system halts with 451 "
+    "UNACCEPTABLE_EU_AI_ACT before dispatch; a key bound to no system gets "
+    "UNKNOWN (002§12.5). A registration's data_residency is recorded, not yet "
+    "enforced or emitted. NIST-Tier, ISO-42001 and Controls-Met are not emitted.",
     "CRP-Context-Tokens-Used is the provider's reported prompt + completion "
     "tokens (there is no envelope in zero-CKF mode).",
     "Agent headers other than Revision-Round (always 1/1: no re-dispatch) are "
@@ -146,6 +154,7 @@ def discovery_document(
         "signal_methods": describe_methods(),
         "header_methods": dict(SIGNAL_METHODS),
         "hmac": _hmac(),
+        "eu_ai_act": eu_ai_act.catalogue(),
         "halt": {
             "status": HALT_STATUS,
             "error_type": ERROR_TYPE,

@@ -2,11 +2,17 @@
 
 ``prepare`` checks the request's CRP headers (G22, G23), resolves the effective
 safety policy from its sources in priority order (request header and mode, the
-key's policy, the tenant's default, the plan's default; a request may only
-tighten what it inherits, else 403), scans the prompt, and halts with 451 before
-any provider is called when the request alone decides it (``default-src
-'none'``, personal data under ``block-pii``, an injection under a blocking
-policy): no tokens are spent.
+key's policy, the registered system's default, the tenant's default, the plan's
+default, 016§11.3; a request may only tighten what it inherits, else 403), scans
+the prompt, and halts with 451 before any provider is called when the request
+alone decides it: no tokens are spent. Those halts are, in this order, a key
+bound to an AI system whose EU AI Act class is UNACCEPTABLE (reason
+``UNACCEPTABLE_EU_AI_ACT``, the spec's own code; G30: the class does not depend
+on content, so it halts before dispatch), ``default-src 'none'``, personal data
+under ``block-pii``, and an injection under a blocking policy.
+
+Every governed answer carries ``CRP-Compliance-EU-AI-Act``: the stored class of
+the key's system, ``UNKNOWN`` for a key bound to none (002§12.5).
 
 ``decide`` scans the answer and applies the response-phase checks the gateway can
 compute without models: the published heuristic risk against ``halt-on`` /
@@ -15,8 +21,9 @@ compute without models: the published heuristic risk against ``halt-on`` /
 zero-CKF answer is parametric). A report-only policy is evaluated the same way and
 can only warn.
 
-TODO(#5): violation reports to ``report-uri`` and the audit record of each
-decision come with the audit chain issue; the decisions are final here.
+The decisions are final here; ``proxy.governed`` records each one (the audit
+window, its session token) and queues its violation report for ``report-uri``
+(``outbox.reports``).
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from crp_gateway.errors import GatewayError, InvalidRequest, PermissionDenied
+from crp_gateway.governance.eu_ai_act import SystemFacts
 from crp_gateway.governance.halt import HaltReason, halt_response, reason_for
 from crp_gateway.governance.headers import (
     POLICY_VIOLATION,
     CallFacts,
     CallOutcome,
+    EuAiActClass,
     RequestHeaderCheck,
     RequestHeaderError,
     SessionFacts,
@@ -88,6 +97,8 @@ class SafetyHalt(GatewayError):
             str(message), code=str(body["crp_halt_reason"]), headers=headers
         )
         self._body = body
+        #: The policy in force when the call halted (for its session, G19).
+        self.resolved: ResolvedPolicy | None = None
 
     def to_body(self) -> dict[str, object]:
         return self._body
@@ -107,11 +118,17 @@ def _stored_policy(text: str) -> SafetyPolicy:
 
 @dataclass(frozen=True, slots=True)
 class PolicySources:
-    """The configured layers under a request's own policy."""
+    """The configured layers under a request's own policy, and the registered
+    AI system of the calling key (``None``: unregistered, class UNKNOWN)."""
 
     key: str | None
     tenant: str | None
     plan: str
+    system: SystemFacts | None = None
+
+    @property
+    def eu_ai_act(self) -> EuAiActClass:
+        return self.system.eu_ai_act if self.system else EuAiActClass.UNKNOWN
 
 
 @dataclass(slots=True)
@@ -123,6 +140,7 @@ class Prepared:
     input_scan: InputScan
     context: list[str]
     gateway_url: str
+    eu_ai_act: EuAiActClass = EuAiActClass.UNKNOWN
 
     @property
     def buffer_stream(self) -> bool:
@@ -172,15 +190,18 @@ def _resolve(check: RequestHeaderCheck, sources: PolicySources) -> ResolvedPolic
     except PolicyError as error:
         raise _bad_policy(error, "CRP-Safety-Mode") from None
     key = _stored_policy(sources.key) if sources.key else None
+    system_text = sources.system.default_safety_policy if sources.system else None
+    system = _stored_policy(system_text) if system_text else None
     tenant = _stored_policy(sources.tenant) if sources.tenant else None
     plan = _stored_policy(PLAN_POLICIES.get(sources.plan, DEFAULT_PLAN_POLICY))
     if request is not None:
-        _check_tightens(key or tenant or plan, request)
+        _check_tightens(key or system or tenant or plan, request)
     try:
         return resolve_policy(
             request=request,
             mode=mode,
             key=key,
+            system=system,
             tenant=tenant,
             plan=plan,
             report_only=report_only,
@@ -205,10 +226,14 @@ def _check_tightens(inherited: SafetyPolicy, request: SafetyPolicy) -> None:
         )
 
 
-def _request_findings(policy: SafetyPolicy, scan: InputScan) -> _Findings:
+def _request_findings(
+    policy: SafetyPolicy, scan: InputScan, sources: PolicySources
+) -> _Findings:
     checks = request_halt_checks(policy)
     findings = _Findings()
-    if HaltCheck.NO_TRUSTED_SOURCE in checks:
+    if sources.system is not None and sources.system.prohibited:
+        findings.halt = HaltReason.UNACCEPTABLE_EU_AI_ACT
+    elif HaltCheck.NO_TRUSTED_SOURCE in checks:
         findings.halting.append("default-src")
         findings.halt = reason_for(HaltCheck.NO_TRUSTED_SOURCE)
     elif HaltCheck.PROMPT_PII in checks and scan.pii_detected:
@@ -224,7 +249,9 @@ def _halt(
     prepared_or_facts: CallFacts, reason: HaltReason, gateway_url: str
 ) -> SafetyHalt:
     response = halt_response(reason, gateway_url=gateway_url, facts=prepared_or_facts)
-    return SafetyHalt(response.body, response.headers)
+    halt = SafetyHalt(response.body, response.headers)
+    halt.resolved = prepared_or_facts.policy
+    return halt
 
 
 def prepare(
@@ -246,16 +273,19 @@ def prepare(
     resolved = _resolve(check, sources)
     context = request_texts(body)
     scan = scan_input(context)
-    findings = _request_findings(resolved.policy, scan)
+    findings = _request_findings(resolved.policy, scan, sources)
     if findings.halt is not None:
         facts = CallFacts(
             policy=resolved,
             input_scan=scan,
             outcome=CallOutcome.HALT,
             violations=tuple(findings.halting),
+            eu_ai_act=sources.eu_ai_act,
         )
         raise _halt(facts, findings.halt, gateway_url)
-    return Prepared(check, resolved, scan, context, gateway_url)
+    return Prepared(
+        check, resolved, scan, context, gateway_url, eu_ai_act=sources.eu_ai_act
+    )
 
 
 def _repetition_exceeds(policy: SafetyPolicy, level: RepetitionLevel) -> bool:
@@ -332,6 +362,7 @@ def call_facts(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         streamed=streamed,
+        eu_ai_act=prepared.eu_ai_act,
     )
 
 
@@ -340,3 +371,15 @@ def response_halt(
 ) -> SafetyHalt:
     assert decision.halt is not None
     return _halt(facts, decision.halt, prepared.gateway_url)
+
+
+def budget_halt(prepared: Prepared) -> SafetyHalt:
+    """451 ``SAFETY_BUDGET_DEPLETED``: the session's budget is spent (G15)."""
+    facts = CallFacts(
+        policy=prepared.resolved,
+        input_scan=prepared.input_scan,
+        outcome=CallOutcome.HALT,
+        violations=("safety-budget",),
+        eu_ai_act=prepared.eu_ai_act,
+    )
+    return _halt(facts, HaltReason.SAFETY_BUDGET_DEPLETED, prepared.gateway_url)

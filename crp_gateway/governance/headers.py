@@ -32,9 +32,10 @@ do not have are omitted, which SPEC-002 §2.3 defines as "not computed":
   directives), Policy-Adjustment (G20: every zero-CKF relaxation of the
   enforced *and* the report-only policy), Policy-Violation (the violated
   directive names, G18), GDPR-PII (`crp-gw.pii/1`; not to be listed in
-  `Access-Control-Expose-Headers`, 002§15), EU-AI-Act (`UNKNOWN` until the
-  system is registered, G2), Agent-Revision-Round, Tokens-Used (provider
-  `usage`, only when both counts are known);
+  `Access-Control-Expose-Headers`, 002§15), EU-AI-Act (`CallFacts.eu_ai_act`:
+  the stored class of the calling key's registered system, `UNKNOWN` when it
+  has none, G2), Agent-Revision-Round, Tokens-Used (provider `usage`, only
+  when both counts are known);
 * zero-CKF (SPEC-017 §2.1, G3, G21): Context-Mode `zero-ckf`, Quality-Tier
   `N/A`, Saturation `0.0`, Facts-Used `0/0`, Grounding-Pct `N/A`,
   Memory-CKF-Hits `0`, Context-ETag of the empty fact set (003§7.5, computed
@@ -124,6 +125,8 @@ SAFETY_POLICY = "CRP-Safety-Policy"
 SAFETY_POLICY_REPORT_ONLY = "CRP-Safety-Policy-Report-Only"
 SAFETY_MODE = "CRP-Safety-Mode"
 SESSION_TOKEN = "CRP-Session-Token"  # noqa: S105 - a header name
+SAFETY_BUDGET = "CRP-Agent-Safety-Budget"
+BUDGET_WARNING = "CRP-Safety-Budget-Warning"
 OVERSIGHT_TOKEN = "CRP-Oversight-Token"  # noqa: S105 - a header name
 PROVIDER_KEY = "CRP-Provider-Key"
 POLICY_VIOLATION = "CRP-Safety-Policy-Violation"
@@ -148,7 +151,7 @@ REQUEST_HEADERS: frozenset[str] = frozenset(
         "CRP-Safety-Oversight-Mode",
         "CRP-Safety-Nonce",
         "CRP-Compliance-Data-Residency",
-        "CRP-Agent-Safety-Budget",
+        SAFETY_BUDGET,
         "CRP-Agent-Session-Parent",
         "CRP-Agent-Dispatch-Strategy",
         "CRP-Agent-Fan-In-Policy",
@@ -481,9 +484,12 @@ class SessionFacts:
     chain_integrity: ChainIntegrity | None = None
     audit_trail_id: str | None = None
     audit_trail_uri: str | None = None
+    safety_budget: float | None = None
 
     def __post_init__(self) -> None:
         _require(_SESSION_ID, self.session_id, "session_id")
+        if self.safety_budget is not None and not 0 <= self.safety_budget <= 1:
+            raise ValueError("safety_budget must be in [0, 1]")
         _require(_CONTINUATION_ID, self.continuation_id, "continuation_id")
         _require(_TRAIL_ID, self.audit_trail_id, "audit_trail_id")
         _require(_CRP_HASH, self.provenance_hmac, "provenance_hmac")
@@ -564,6 +570,39 @@ def context_etag(fact_ids: Iterable[str]) -> str:
 #: `facts=0` as in the digest §2.2 example).
 ONBOARDING_HINT = "ingest-documents-for-context-grounding"
 ACTIVATION_STATUS = "safety-active; context-inactive; facts=0"
+
+
+#: What a relayed stream can say before its first byte: nothing here depends on
+#: the answer, so the verdict sent after it never contradicts it (G24).
+UPFRONT_HEADERS: frozenset[str] = frozenset(
+    {
+        PROTOCOL_VERSION_HEADER,
+        "CRP-Context-Strategy",
+        "CRP-Agent-Revision-Round",
+        "CRP-Safety-Policy-Applied",
+        "CRP-Safety-Policy-Adjustment",
+        "CRP-Compliance-EU-AI-Act",
+        "CRP-Compliance-Data-Residency",
+        "CRP-Context-Mode",
+        "CRP-Context-Quality-Tier",
+        "CRP-Context-Saturation",
+        "CRP-Context-Facts-Used",
+        "CRP-Context-ETag",
+        "CRP-Context-Cache-Status",
+        "CRP-Safety-Grounding-Pct",
+        "CRP-Memory-CKF-Hits",
+        "CRP-Onboarding-Hint",
+        "CRP-Activation-Status",
+        SESSION_ID,
+        "CRP-Context-Window",
+    }
+)
+
+
+def upfront_headers(facts: CallFacts) -> dict[str, str]:
+    """The `UPFRONT_HEADERS` part of `response_headers` (for a relayed stream,
+    whose verdict comes after ``[DONE]`` as ``event: crp-headers``)."""
+    return {k: v for k, v in response_headers(facts).items() if k in UPFRONT_HEADERS}
 
 
 def response_headers(facts: CallFacts) -> dict[str, str]:
@@ -659,6 +698,19 @@ def _signals(scan: OutputScan | None) -> dict[str, str]:
     return headers
 
 
+def _fraction(value: float) -> str:
+    """A crp-fraction with up to four places: ``1.0``, ``0.85``, ``0.0``."""
+    text = f"{value:.4f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _budget_warning(budget: float | None) -> str | None:
+    """012§2.3 (G15): ``caution`` at 0.25-0.50, ``low`` below 0.25."""
+    if budget is None or budget > 0.50:
+        return None
+    return "caution" if budget >= 0.25 else "low"
+
+
 def session_headers(session: SessionFacts) -> dict[str, str]:
     """The session and provenance headers alone (e.g. added to a 451)."""
     return _session(session)
@@ -682,6 +734,12 @@ def _session(session: SessionFacts | None) -> dict[str, str]:
         ),
         AUDIT_TRAIL_ID: session.audit_trail_id,
         AUDIT_TRAIL_URI: session.audit_trail_uri,
+        SAFETY_BUDGET: (
+            _fraction(session.safety_budget)
+            if session.safety_budget is not None
+            else None
+        ),
+        BUDGET_WARNING: _budget_warning(session.safety_budget),
     }
     headers = {SESSION_ID: session.session_id}
     headers.update({k: v for k, v in optional.items() if v is not None})
@@ -735,6 +793,8 @@ EMITTED_RESPONSE_HEADERS: frozenset[str] = frozenset(
         "CRP-Provenance-Chain-Integrity",
         AUDIT_TRAIL_ID,
         AUDIT_TRAIL_URI,
+        SAFETY_BUDGET,
+        BUDGET_WARNING,
     }
 )
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
 
+from crp_gateway.audit.sessions import Place
 from crp_gateway.auth.authenticator import Principal
 from crp_gateway.governance.engine import Prepared
 from crp_gateway.providers import wire
@@ -52,6 +53,14 @@ class Call:
     #: Set while a stream is buffered: its usage is recorded after the verdict.
     defer_usage: bool = False
     stream_status: int = 200
+    #: Where the call's audit window goes (set by governance's request phase).
+    place: Place | None = None
+    plan: str = "free"
+    #: Whether a request went to the provider (a failure after it is an error,
+    #: before it a refusal).
+    dispatched: bool = False
+    #: Set once the call's audit record is written (a call has one).
+    audited: bool = False
     _recorded: bool = False
 
     def collect(self, text: str) -> None:
@@ -89,6 +98,7 @@ class Call:
         options (``anthropic-version`` / ``-beta``; see ``wire``), nothing else.
         """
         started = time.perf_counter()
+        self.dispatched = True
         try:
             return await wire.request_json(
                 self.runtime.clients,
@@ -106,6 +116,7 @@ class Call:
     ) -> aiohttp.ClientResponse:
         """A streamed exchange, timed until the provider's response headers."""
         started = time.perf_counter()
+        self.dispatched = True
         try:
             return await wire.open_response(
                 self.runtime.clients,
@@ -119,9 +130,20 @@ class Call:
         finally:
             self.timing.upstream_seconds = time.perf_counter() - started
 
-    def finish_usage(self, *, status: int = 200) -> None:
-        """Record the call's usage, once, with its final status."""
-        if self.usage is not None and not self._recorded:
-            self.usage.status = status
-            self.runtime.usage.record(self.usage)
-            self._recorded = True
+    def take_usage(self, *, status: int) -> dict[str, Any] | None:
+        """The call's usage row with its final status, once (then ``None``)."""
+        if self.usage is None or self._recorded:
+            return None
+        self.usage.status = status
+        self._recorded = True
+        return asdict(self.usage)
+
+    async def finish_usage(self, *, status: int = 200) -> None:
+        """Commit the call's usage row (once), before the answer is sent."""
+        if (row := self.take_usage(status=status)) is not None:
+            await self.runtime.audit.record_usage(row)
+
+    def abandon_usage(self, *, status: int) -> None:
+        """Queue the usage row of a call whose client left (nothing to await)."""
+        if (row := self.take_usage(status=status)) is not None:
+            self.runtime.audit.submit_usage(row)

@@ -36,13 +36,13 @@ async def resolve(
     call: Call, body: dict[str, Any], model: str, *, stream: bool
 ) -> Route:
     """Route the call, then run governance's request phase on it."""
-    context = await call.runtime.providers.context(call.principal.tenant_id)
-    route = routing.route(context.upstreams, model)
-    call.start_usage(route, stream=stream)
     try:
+        context = await call.runtime.providers.context(call.principal.tenant_id)
+        route = routing.route(context.upstreams, model)
+        call.start_usage(route, stream=stream)
         await governed.prepare(call, body, context)
     except GatewayError as error:  # refused or halted before dispatch: still a call
-        call.finish_usage(status=error.status_code)
+        await governed.failed(call, error)
         raise
     return route
 
@@ -52,7 +52,7 @@ async def complete(
 ) -> Response:
     """A complete answer: decided, audited, usage recorded, CRP headers attached."""
     upstream_headers.update(await governed.conclude(call, output_text))
-    call.finish_usage()
+    await call.finish_usage()  # ungoverned; a governed call's rode with its audit
     upstream_headers["Server-Timing"] = call.timing.header()
     return Response(content, media_type="application/json", headers=upstream_headers)
 
@@ -69,7 +69,7 @@ async def chat_completions(call: Call, body: dict[str, Any]) -> Response:
             return await _anthropic_stream(call, route, body)
         return await _anthropic_complete(call, route, body)
     except GatewayError as error:
-        call.finish_usage(status=error.status_code)
+        await governed.failed(call, error)
         raise
 
 

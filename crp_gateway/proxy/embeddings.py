@@ -9,7 +9,7 @@ from starlette.responses import Response
 from crp_gateway.errors import GatewayError, InvalidRequest
 from crp_gateway.providers import wire
 from crp_gateway.providers.translate import TokenUsage
-from crp_gateway.proxy import relay, validation
+from crp_gateway.proxy import governed, relay, validation
 from crp_gateway.proxy.call import Call
 from crp_gateway.proxy.chat import complete, resolve
 
@@ -29,7 +29,7 @@ async def embeddings(call: Call, body: dict[str, Any]) -> Response:
             "embeddings", {**body, "model": route.model}
         )
     except GatewayError as error:
-        call.finish_usage(status=error.status_code)
+        await governed.failed(call, error)
         raise
     if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):
         relay.set_usage(call, TokenUsage.from_openai(parsed["usage"]))

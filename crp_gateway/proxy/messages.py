@@ -35,7 +35,7 @@ async def messages(call: Call, body: dict[str, Any]) -> Response:
             return await _via_openai(call, route, body, stream=stream)
         return await _native(call, route, body, stream=stream)
     except GatewayError as error:
-        call.finish_usage(status=error.status_code)
+        await governed.failed(call, error)
         raise
 
 

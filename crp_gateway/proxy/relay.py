@@ -96,8 +96,12 @@ async def _relay(
         else:
             response.close()  # cut short: close the provider connection now
         call.stream_status = status
-        if not call.defer_usage:
-            call.finish_usage(status=status)
+        if call.defer_usage:
+            pass  # the verdict records the usage with the audit record
+        elif status == CLIENT_CLOSED_REQUEST:
+            call.abandon_usage(status=status)  # cancelled: nothing may be awaited
+        else:
+            await call.finish_usage(status=status)
 
 
 def openai_passthrough(

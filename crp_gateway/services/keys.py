@@ -13,6 +13,7 @@ from crp_gateway.auth.keys import IssuedKey, Role, hash_secret, issue_key
 from crp_gateway.errors import Conflict, NotFound
 from crp_gateway.logging import get_logger
 from crp_gateway.runtime import Runtime
+from crp_gateway.services import systems
 from crp_gateway.store.models import ApiKey
 from crp_gateway.store.models.base import utcnow
 from crp_gateway.store.repositories import ApiKeyRepository
@@ -30,6 +31,7 @@ class KeyView:
     hint: str
     rpm_limit: int | None
     safety_policy: str | None
+    system_id: str | None
     created_at: datetime
     last_used_at: datetime | None
 
@@ -42,6 +44,7 @@ def _view(row: ApiKey) -> KeyView:
         hint=row.hint,
         rpm_limit=row.rpm_limit,
         safety_policy=row.safety_policy,
+        system_id=row.system_id,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
     )
@@ -55,6 +58,7 @@ def new_key_row(
     role: Role,
     rpm_limit: int | None,
     safety_policy: str | None = None,
+    system_id: str | None = None,
 ) -> tuple[ApiKey, IssuedKey]:
     issued = issue_key()
     row = ApiKey(
@@ -66,6 +70,7 @@ def new_key_row(
         hint=issued.hint,
         rpm_limit=rpm_limit,
         safety_policy=safety_policy,
+        system_id=system_id,
         created_at=utcnow(),
     )
     return row, issued
@@ -80,7 +85,11 @@ async def create_key(
     role: Role,
     rpm_limit: int | None,
     safety_policy: str | None = None,
+    system_id: str | None = None,
 ) -> tuple[KeyView, IssuedKey]:
+    """A new key; ``system_id`` must name one of the tenant's AI systems."""
+    if system_id is not None:
+        await systems.require_system(session, principal, system_id)
     row, issued = new_key_row(
         runtime,
         principal.tenant_id,
@@ -88,10 +97,15 @@ async def create_key(
         role=role,
         rpm_limit=rpm_limit,
         safety_policy=safety_policy,
+        system_id=system_id,
     )
     ApiKeyRepository(session, principal.tenant_id).add(row)
     log.info(
-        "key.created", tenant_id=principal.tenant_id, key_id=row.id, role=role.value
+        "key.created",
+        tenant_id=principal.tenant_id,
+        key_id=row.id,
+        role=role.value,
+        system_id=system_id,
     )
     return _view(row), issued
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crp_gateway.audit.recorder import master_context
 from crp_gateway.providers.credentials import credential_context
 from crp_gateway.services.system_keys import system_context
 from crp_gateway.store.database import transaction
@@ -20,6 +19,12 @@ class RotationReport:
     rewrapped: int = 0
     already_current: int = 0
     unreadable: list[str] = field(default_factory=list)
+
+
+def tenant_key_context(row: TenantKey) -> Context:
+    """The seal context of every tenant key: its tenant, purpose and version
+    (``audit-master``, ``report-signing``, ...)."""
+    return Context(owner=row.tenant_id, name=row.purpose, version=row.version)
 
 
 def _rewrap_row(
@@ -63,7 +68,7 @@ async def rotate_secret(
             _rewrap_row(
                 vault,
                 tenant_key,
-                master_context(tenant_key.tenant_id, tenant_key.version),
+                tenant_key_context(tenant_key),
                 report,
                 f"tenant-key:{tenant_key.tenant_id}:{tenant_key.purpose}",
             )

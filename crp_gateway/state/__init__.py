@@ -1,4 +1,4 @@
-"""Shared state: fast, cross-replica counters and flags.
+"""Shared state: fast, cross-replica counters, flags and session chain tips.
 
 :class:`SharedState` has two implementations: :class:`MemoryState` (one process,
 used when ``REDIS_URL`` is unset) and :class:`RedisState`. Keys carry a
@@ -6,8 +6,22 @@ used when ``REDIS_URL`` is unset) and :class:`RedisState`. Keys carry a
 land in the same Redis Cluster slot.
 """
 
-from crp_gateway.state.base import RateDecision, SharedState
+from crp_gateway.state.base import (
+    Claim,
+    ClaimRequest,
+    ContinuationPoint,
+    RateDecision,
+    SharedState,
+)
 from crp_gateway.state.memory import MemoryState
 from crp_gateway.state.redis_state import RedisState
 
-__all__ = ["MemoryState", "RateDecision", "RedisState", "SharedState"]
+__all__ = [
+    "Claim",
+    "ClaimRequest",
+    "ContinuationPoint",
+    "MemoryState",
+    "RateDecision",
+    "RedisState",
+    "SharedState",
+]

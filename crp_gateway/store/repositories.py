@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, Update, func, insert, or_, select, text, update
+from sqlalchemy import Select, Table, Update, func, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -215,18 +215,6 @@ class UsageRepository(TenantScoped):
         return (await self._session.scalars(statement)).all()
 
 
-class UsageLog:
-    """Batched inserts of usage rows; each row carries its own ``tenant_id``."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            connection = await self._session.connection()
-            await connection.execute(insert(_table(UsageRecord)), list(rows))
-
-
 class AuditRepository(TenantScoped):
     """Reading one tenant's audit records (writing goes through ``AuditLog``)."""
 
@@ -272,15 +260,39 @@ class TenantKeyRepository(TenantScoped):
     def add(self, key: TenantKey) -> None:
         self._add(key)
 
+    async def replace(
+        self,
+        purpose: str,
+        version: int,
+        *,
+        ciphertext: bytes,
+        wrapped_key: bytes,
+        kek_id: str,
+        at: datetime,
+    ) -> bool:
+        """Store the key's next version, if ``version`` is still the current one."""
+        statement = (
+            self._update(TenantKey)
+            .where(TenantKey.purpose == purpose, TenantKey.version == version)
+            .values(
+                version=version + 1,
+                ciphertext=ciphertext,
+                wrapped_key=wrapped_key,
+                kek_id=kek_id,
+                created_at=at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result: Any = await self._session.execute(statement)
+        return bool(result.rowcount)
+
 
 class AuditLog:
-    """Appending audit rows of many tenants in one transaction (group commit).
+    """The SQLite audit writer's reads under its write lock (``audit.writer``).
 
-    Synchronous on purpose: the writer runs it in a worker thread on SQLite (one
-    thread hop per batch instead of one per statement) and through
-    ``AsyncConnection.run_sync`` on PostgreSQL. The tenant rolling chain is
-    extended under a per-tenant lock: a transaction advisory lock on
-    PostgreSQL, SQLite's single writer otherwise.
+    Synchronous on purpose: the writer runs a whole batch in a worker thread (one
+    thread hop per batch instead of one per statement). PostgreSQL batches go
+    straight to asyncpg instead, with advisory locks.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -312,16 +324,15 @@ class AuditLog:
         row = self._connection.execute(statement).first()
         return (int(row[0]), str(row[1])) if row else (0, "")
 
-    def insert(
-        self,
-        windows: Sequence[dict[str, Any]],
-        events: Sequence[dict[str, Any]],
-        links: Sequence[dict[str, Any]],
-    ) -> None:
-        for model, rows in (
-            (AuditWindow, windows),
-            (AuditEvent, events),
-            (AuditTenantLink, links),
-        ):
-            if rows:
-                self._connection.execute(insert(_table(model)), list(rows))
+    def event_tip(self, tenant_id: str, session_id: str) -> tuple[int, str]:
+        """The session's last event's sequence number and HMAC, ``(0, "")``."""
+        statement = (
+            select(AuditEvent.seq, AuditEvent.hmac)
+            .where(
+                AuditEvent.tenant_id == tenant_id, AuditEvent.session_id == session_id
+            )
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        )
+        row = self._connection.execute(statement).first()
+        return (int(row[0]), str(row[1])) if row else (0, "")

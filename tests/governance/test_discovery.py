@@ -85,6 +85,7 @@ def test_header_lists(doc: dict[str, object]) -> None:
         "CRP-Context-Continuation-Id",
         "CRP-Safety-Oversight-Mode",
         "CRP-Compliance-Data-Residency",
+        "CRP-Agent-Safety-Budget",
     }
 
 

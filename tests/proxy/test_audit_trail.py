@@ -96,7 +96,7 @@ def test_an_answer_names_its_session_chain_and_trail(
         assert HMAC.fullmatch(response.headers["crp-provenance-hmac"])
         assert HMAC.fullmatch(response.headers["crp-provenance-window-hmac"])
         assert response.headers["crp-provenance-chain-integrity"] == "UNVERIFIED"
-        assert response.headers["crp-context-window"] == "1/1"
+        assert response.headers["crp-context-window"] == "1/3"  # free plan: depth 3
         assert TRAIL.fullmatch(response.headers["crp-compliance-audit-trail-id"])
     for name in ("crp-provenance-hmac", "crp-compliance-audit-trail-id"):
         assert first.headers[name] != second.headers[name]

@@ -88,10 +88,18 @@ def test_security_headers_are_on_every_response(gateway: GatewayServer) -> None:
 def test_axiom_4_the_provider_never_sees_a_crp_header(
     gateway: GatewayServer, wired: WiredTenant, upstream: FakeUpstream, path: str
 ) -> None:
+    with gateway.client(wired.api_key) as client:
+        first = client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": HELLO},
+            headers={"CRP-Safety-Policy": "warn-on HIGH"},
+        )
+    token = first.headers["crp-set-session"].split(";")[0].removeprefix("token=")
     headers = {
         "CRP-Safety-Policy": "warn-on HIGH",
-        "CRP-Session-Token": "opaque-token",
-        "CRP-Context-Session-Id": "crp_sess_0123456789abcdef0123",
+        "CRP-Session-Token": token,
+        "CRP-Context-Continuation-Id": first.headers["crp-context-continuation-id"],
+        "CRP-Context-Session-Id": first.headers["crp-context-session-id"],
         "CRP-Provider-Key": "sk-byok-should-not-travel",
         "Cookie": "a=b",
         "X-Forwarded-For": "198.51.100.7",
@@ -117,6 +125,7 @@ def test_axiom_4_the_provider_never_sees_a_crp_header(
                 headers=headers,
             )
     assert response.status_code == 200, response.text
+    assert response.headers["crp-context-window"].startswith("2/")  # continued
     seen = upstream.last_request.headers
     names = {name.lower() for name in seen}
     assert not {n for n in names if n.startswith("crp-")}

@@ -57,7 +57,7 @@ def assert_only_provider_credentials(
         blob = json.dumps(headers) + recorded.body.decode("utf-8", "replace")
         assert wired.api_key not in blob
         assert "crp_gw_" not in blob
-        for forbidden in ("cookie", "x-forwarded-for", "crp-session-token", "x-client"):
+        for forbidden in ("cookie", "x-forwarded-for", "crp-safety-nonce", "x-client"):
             assert forbidden not in headers
 
 
@@ -71,7 +71,7 @@ def test_chat(
         default_headers={
             "Cookie": "session=abc",
             "X-Forwarded-For": "203.0.113.9",
-            "CRP-Session-Token": "token",
+            "CRP-Safety-Nonce": "nonce-1",
             "X-Client": "mine",
         },
     )

@@ -77,7 +77,17 @@ def _entry(tenant_id: str, n: int) -> AuditEntry:
             "created_at": utcnow(),
         }
 
-    return AuditEntry(tenant_id=tenant_id, window=window, events=(event,), link=link)
+    def events(last_seq: int, last_hmac: str) -> tuple[dict[str, Any], ...]:
+        assert (last_seq, last_hmac) == (0, "")  # a new session starts its chain
+        return (event,)
+
+    return AuditEntry(
+        tenant_id=tenant_id,
+        window=window,
+        events=events,
+        link=link,
+        session_id=session_id,
+    )
 
 
 async def _tenant(url: str) -> str:

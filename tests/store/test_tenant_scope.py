@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 
-from crp_gateway.store import repositories
+from crp_gateway.store import outbox, repositories, systems
 from crp_gateway.store.models import Base, TenantOwned
 
 UNSCOPED_CALLS = {"select", "update", "delete", "insert", "get", "execute", "scalar"}
@@ -14,7 +14,8 @@ UNSCOPED_CALLS = {"select", "update", "delete", "insert", "get", "execute", "sca
 def _scoped_classes() -> list[type]:
     return [
         cls
-        for _, cls in inspect.getmembers(repositories, inspect.isclass)
+        for module in (repositories, systems, outbox)
+        for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, repositories.TenantScoped)
         and cls is not repositories.TenantScoped
     ]
@@ -27,10 +28,12 @@ def test_every_tenant_owned_table_has_a_scoped_repository() -> None:
         if issubclass(m.class_, TenantOwned)
     }
     assert owned == {
+        "AiSystem",
         "ApiKey",
         "AuditEvent",
         "AuditTenantLink",
         "AuditWindow",
+        "OutboxMessage",
         "ProviderCredential",
         "TenantKey",
         "UsageRecord",
@@ -38,6 +41,8 @@ def test_every_tenant_owned_table_has_a_scoped_repository() -> None:
     assert {cls.__name__ for cls in _scoped_classes()} >= {
         "ApiKeyRepository",
         "AuditRepository",
+        "OutboxRepository",
+        "SystemRepository",
         "ProviderRepository",
         "TenantKeyRepository",
         "UsageRepository",

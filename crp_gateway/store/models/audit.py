@@ -33,6 +33,7 @@ class AuditWindow(TenantOwned, Base):
         UniqueConstraint("window_id"),
         Index("ix_audit_windows_session", "tenant_id", "session_id", "window_number"),
         Index("ix_audit_windows_trail", "tenant_id", "trail_id"),
+        Index("ix_audit_windows_created", "tenant_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
@@ -80,7 +81,10 @@ class AuditTenantLink(TenantOwned, Base):
     """The tenant's rolling chain over every window (G5)."""
 
     __tablename__ = "audit_tenant_links"
-    __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "seq"),
+        Index("ix_audit_tenant_links_session", "tenant_id", "session_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(Integer)
