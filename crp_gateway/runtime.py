@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crp_gateway.audit.recorder import AuditRecorder, TenantKeys
+from crp_gateway.audit.master_keys import TenantKeys
+from crp_gateway.audit.recorder import AuditRecorder
 from crp_gateway.audit.sessions import Sessions
 from crp_gateway.audit.writer import AuditWriter
 from crp_gateway.auth.authenticator import KeyAuthenticator

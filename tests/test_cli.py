@@ -32,7 +32,15 @@ def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None)
 
 
 @pytest.mark.parametrize(
-    "command", ["serve", "migrate", "rotate-secret", "audit verify"]
+    "command",
+    [
+        "serve",
+        "migrate",
+        "rotate-secret",
+        "audit verify",
+        "audit retain",
+        "audit rotate-key",
+    ],
 )
 def test_every_command_explains_itself(command: str) -> None:
     result = _run(sys.executable, "-m", "crp_gateway", *command.split(), "--help")

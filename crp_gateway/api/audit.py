@@ -30,6 +30,7 @@ from crp_gateway.audit.export import event_json, export_ndjson, window_json
 from crp_gateway.audit.ids import SESSION_ID
 from crp_gateway.audit.verify import verify_session
 from crp_gateway.errors import InvalidRequest, NotFound
+from crp_gateway.logging import get_logger
 from crp_gateway.store.audit_queries import (
     AuditQueries,
     Position,
@@ -37,6 +38,8 @@ from crp_gateway.store.audit_queries import (
     SessionSummary,
 )
 from crp_gateway.store.repositories import AuditRepository
+
+log = get_logger("crp_gateway.audit")
 
 router = APIRouter(tags=["audit"])
 
@@ -212,6 +215,16 @@ async def verify(
     if result is None:
         raise NotFound("No audited session has this id.", code="session_not_found")
     return result.to_json()
+
+
+@router.post("/v1/audit/keys/rotate")
+async def rotate_key(admin: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Start the tenant's next audit master key version (never shown): new
+    sessions and tenant-chain links use it; older records and tokens keep
+    verifying with theirs. Other replicas switch within a minute."""
+    version = await runtime.audit.keys.rotate(admin.tenant_id)
+    log.info("audit.key_rotated", tenant_id=admin.tenant_id, key_version=version)
+    return {"object": "audit_key", "key_version": version}
 
 
 # --- export -------------------------------------------------------------------------

@@ -43,6 +43,9 @@ Decisions:
   erased HMAC (so later records still verify), and its own HMAC. A chain with
   markers verifies as TRUNCATED (header value PARTIAL, §5.7), never as VALID;
   a gap without a marker is BROKEN.
+  Markers are append-only too, so erasing a longer prefix of the tenant chain
+  later adds a marker over ``seq`` 1..n that supersedes the shorter one
+  (`verify_tenant_chain`).
 * §5.7 step 2: windows must come in a topological order (sorting by
   ``window_number`` is one, as children always have larger numbers); events
   and links in ``seq`` order. Structure checks: one root (window 1), parents
@@ -62,7 +65,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from crp_gateway.audit.ids import SESSION_ID, WINDOW_ID
 from crp_gateway.governance.headers import ChainIntegrity
@@ -325,6 +328,8 @@ class Truncation:
 WindowItem: TypeAlias = WindowRecord | Truncation
 EventItem: TypeAlias = EventRecord | Truncation
 TenantItem: TypeAlias = TenantLink | Truncation
+#: A chain key, or a function giving the key of each record (key versions).
+KeySource: TypeAlias = bytes | Callable[[Any], bytes]
 
 
 # --- HMAC computation -------------------------------------------------------------
@@ -766,9 +771,13 @@ def verify_windows(
 _LinearCheck = Callable[[bytes, "EventRecord | TenantLink", str], str | None]
 
 
+def _key_of(key: KeySource, item: Any) -> bytes:
+    return key(item) if callable(key) else key
+
+
 def _verify_linear(
     items: Sequence[EventItem] | Sequence[TenantItem],
-    key: bytes,
+    key: KeySource,
     chain: ChainKind,
     chain_id: str,
     check: _LinearCheck,
@@ -780,10 +789,10 @@ def _verify_linear(
         if not _same(item.prev_hmac, tip):
             return _broken(index, "prev HMAC is not the previous record's"), tip, seq
         if isinstance(item, Truncation):
-            problem = _marker_problem(key, item, chain, chain_id)
+            problem = _marker_problem(_key_of(key, item), item, chain, chain_id)
             first, last = item.first, item.last
         else:
-            problem = check(key, item, chain_id)
+            problem = check(_key_of(key, item), item, chain_id)
             first = last = item.seq
         if problem is None and first != seq + 1:
             problem = "sequence gap or reorder"
@@ -858,15 +867,19 @@ def _tenant_problem(
 
 def verify_tenant_chain(
     links: Sequence[TenantItem],
-    key: bytes,
+    key: KeySource,
     *,
     tenant_id: str | None = None,
     head: tuple[int, str] | None = None,
 ) -> Verification:
     """Full verification of a tenant's rolling chain (G5), in ``seq`` order.
 
+    ``key`` is the chain key, or a function giving each item's key (after a
+    master key rotation, links of one chain come from several versions).
     ``head`` is ``(seq, hmac)`` of the newest link as kept outside the audit
-    tables; without it, removing the newest links cannot be detected.
+    tables; without it, removing the newest links cannot be detected. Markers
+    of successively longer erased prefixes come first, shortest first (each
+    covers from ``seq`` 1; see `_superseded_prefix`).
     """
     if not links:
         return (
@@ -875,12 +888,51 @@ def verify_tenant_chain(
             else _finished(0, [])
         )
     tid = tenant_id or _span_chain(links[0])[1]
+    skipped, problem = _superseded_prefix(links, key, tid)
+    if problem:
+        return _broken(skipped, problem)
     result, tip, seq = _verify_linear(
-        links, key, ChainKind.TENANT, tid, _tenant_problem
+        links[skipped:], key, ChainKind.TENANT, tid, _tenant_problem
     )
-    if result.ok and head is not None and (seq != head[0] or not _same(tip, head[1])):
+    if result.index is not None:
+        return _broken(result.index + skipped, result.reason)
+    if head is not None and (seq != head[0] or not _same(tip, head[1])):
         return _broken(len(links), "stored head is not the last link")
-    return result
+    return replace(result, checked=len(links))
+
+
+def _superseded_prefix(
+    links: Sequence[TenantItem], key: KeySource, tenant_id: str
+) -> tuple[int, str | None]:
+    """How many leading prefix markers a later one replaces, or the problem.
+
+    Erasing a longer prefix of the tenant chain adds a marker that covers it
+    from ``seq`` 1 (`truncate` over the old marker and the links after it),
+    since markers are never deleted. Only the longest prefix marker chains on;
+    each one it supersedes must still verify and lie inside its successor.
+    """
+    count = 0
+    while count + 1 < len(links):
+        older, newer = links[count], links[count + 1]
+        if not (
+            isinstance(older, Truncation)
+            and isinstance(newer, Truncation)
+            and newer.first == 1
+        ):
+            break
+        problem = _marker_problem(
+            _key_of(key, older), older, ChainKind.TENANT, tenant_id
+        )
+        if problem is None and not (
+            older.first == 1
+            and _same(older.prev_hmac, newer.prev_hmac)
+            and older.last < newer.last
+        ):
+            problem = "superseded truncation marker not inside its successor"
+        if problem:
+            return count, problem
+        count += 1
+    return count, None
 
 
 def verify_coverage(
@@ -891,7 +943,8 @@ def verify_coverage(
     Run after `verify_windows` and `verify_tenant_chain` passed. A link whose
     window is gone (and not inside a marked span) is BROKEN at that link's
     index in ``links``: this is how a deleted last window shows up. A window
-    without a link is BROKEN at ``len(links)`` (reason names the window).
+    without a link is BROKEN at ``len(links)`` (reason names the window),
+    unless both the session and the tenant chain have erased spans.
     """
     present = {w.hmac for w in windows if isinstance(w, WindowRecord)}
     erased = [(m.first, m.last) for m in windows if isinstance(m, Truncation)]
@@ -903,8 +956,10 @@ def verify_coverage(
         in_span = any(a <= link.window_number <= b for a, b in erased)
         if link.window_hmac not in present and not in_span:
             return _broken(index, f"window {link.window_number} missing from session")
-    if any(isinstance(link, Truncation) for link in links):
-        return _finished(len(links), erased)  # erased links: cannot demand one
+    if erased and any(isinstance(link, Truncation) for link in links):
+        # Only links of erased windows are ever erased, so a session that kept
+        # all its windows must still have a link for each.
+        return _finished(len(links), erased)
     for window in windows:
         if isinstance(window, WindowRecord) and window.hmac not in linked:
             return _broken(len(links), f"window {window.window_number} has no link")

@@ -17,14 +17,9 @@ invented: an unscanned call hashes ``{}``).
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import Any
 
 from crp_gateway.audit import ids
 from crp_gateway.audit.chain import (
@@ -40,78 +35,19 @@ from crp_gateway.audit.chain import (
     window_after,
 )
 from crp_gateway.audit.keys import session_hmac_key, tenant_chain_key
+from crp_gateway.audit.master_keys import TenantKeys
+from crp_gateway.audit.sessions import Place
 from crp_gateway.audit.writer import AuditEntry, AuditWriter
-
-if TYPE_CHECKING:
-    from crp_gateway.audit.sessions import Place
 from crp_gateway.governance.headers import ChainIntegrity, SessionFacts
 from crp_gateway.logging import get_logger
-from crp_gateway.store.database import transaction
-from crp_gateway.store.models import TenantKey
 from crp_gateway.store.models.base import utcnow
-from crp_gateway.store.repositories import TenantKeyRepository
-from crp_gateway.vault import Context, Envelope, Vault
 
 log = get_logger("crp_gateway.audit")
 
-AUDIT_MASTER = "audit-master"
 #: Window outcomes besides the governance ones (PASS, WARN, HALT, ...).
 OUTCOME_ERROR = "ERROR"  # the provider failed, or the gateway could not reach it
 OUTCOME_REFUSED = "REFUSED"  # refused before dispatch (bad input, token, limits)
 OUTCOME_CANCELLED = "CANCELLED"  # the client left before the answer ended
-_CACHED_TENANTS = 10_000
-
-
-def master_context(tenant_id: str, version: int) -> Context:
-    return Context(owner=tenant_id, name=AUDIT_MASTER, version=version)
-
-
-class TenantKeys:
-    """Each tenant's audit master key, created on first use, cached opened."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], vault: Vault):
-        self._sessions = sessions
-        self._vault = vault
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
-
-    async def master(self, tenant_id: str) -> bytes:
-        if (cached := self._cache.get(tenant_id)) is not None:
-            return cached
-        row = await self._load(tenant_id)
-        if row is None:
-            await self._create(tenant_id)
-            row = await self._load(tenant_id)
-        if row is None:
-            raise RuntimeError("the tenant's audit key vanished after creation")
-        envelope = Envelope(row.ciphertext, row.wrapped_key, row.kek_id)
-        key = self._vault.open(envelope, master_context(tenant_id, row.version))
-        self._cache[tenant_id] = key
-        if len(self._cache) > _CACHED_TENANTS:
-            self._cache.popitem(last=False)
-        return key
-
-    async def _load(self, tenant_id: str) -> TenantKey | None:
-        async with self._sessions() as session:
-            return await TenantKeyRepository(session, tenant_id).get(AUDIT_MASTER)
-
-    async def _create(self, tenant_id: str) -> None:
-        envelope = self._vault.seal(
-            secrets.token_bytes(32), master_context(tenant_id, 1)
-        )
-        try:
-            async with transaction(self._sessions) as session:
-                TenantKeyRepository(session, tenant_id).add(
-                    TenantKey(
-                        tenant_id=tenant_id,
-                        purpose=AUDIT_MASTER,
-                        version=1,
-                        ciphertext=envelope.ciphertext,
-                        wrapped_key=envelope.wrapped_key,
-                        kek_id=envelope.kek_id,
-                    )
-                )
-        except IntegrityError:
-            pass  # another replica created it first
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +124,10 @@ class AuditRecorder:
         with ``SESSION_CREATED``; a continued one is chained to the token's tip
         and its events follow the session's stored last event.
         """
-        master = await self.keys.master(call.tenant_id)
+        ring = await self.keys.ring(call.tenant_id)
+        # A session keeps the key version it started with; links use the current.
+        version = place.key_version if place is not None else ring.current
+        master = await self.keys.master(call.tenant_id, version)
         session_id = place.session_id if place else ids.new_session_id()
         window_id, trail_id = ids.new_window_id(), ids.new_trail_id()
         timestamp = format_timestamp(utcnow())
@@ -252,11 +191,17 @@ class AuditRecorder:
             )
             return tuple(
                 _fields(event)
-                | {"tenant_id": call.tenant_id, "severity": _severity(event)}
+                | {
+                    "tenant_id": call.tenant_id,
+                    "severity": _severity(event),
+                    "key_version": version,
+                }
                 for event in made
             )
 
-        chain_key = tenant_chain_key(master, call.tenant_id)
+        chain_key = tenant_chain_key(
+            await self.keys.master(call.tenant_id, ring.current), call.tenant_id
+        )
 
         def link(seq: int, prev: str) -> dict[str, Any]:
             unsigned = TenantLink(
@@ -272,6 +217,7 @@ class AuditRecorder:
             )
             row = _fields(unsigned)
             row["hmac"] = tenant_link_hmac(chain_key, unsigned)
+            row["key_version"] = ring.current
             return row
 
         window_row = _fields(window) | {
@@ -284,6 +230,7 @@ class AuditRecorder:
             "model": call.model,
             "outcome": call.outcome,
             "status": call.status,
+            "key_version": version,
         }
         trail_uri = self._trail_base + trail_id
         planned = (

@@ -20,25 +20,28 @@ point lives as long as the token (1 h). The token carries the safety budget
 (G15): each call lowers it by its risk level, and a continuation whose budget is
 in (0, 0.10] halts before dispatch with ``SAFETY_BUDGET_DEPLETED``.
 
-Tokens are signed with the tenant's audit master key (§5.3); its rotation is not
-built, so every token carries ``kv = 1``.
+Tokens are signed with a key derived from the tenant's audit master key (§5.3)
+and carry its version in ``kv``: a session keeps the version it started with,
+so its windows, events and tokens all verify with one key; after a rotation,
+new sessions use the new version (``TenantKeys.rotate``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from crp_gateway.audit import ids
-from crp_gateway.audit.recorder import TenantKeys
+from crp_gateway.audit.master_keys import TenantKeys
 from crp_gateway.audit.session_token import (
     DEFAULT_LIFETIME,
     BudgetAction,
     BudgetDecrements,
     Continuation,
     DagShape,
+    InvalidSignature,
     KeyRing,
     NewSessionReason,
     SessionToken,
@@ -50,6 +53,7 @@ from crp_gateway.audit.session_token import (
     next_budget,
     open_token,
     set_session_header,
+    sign_token,
 )
 from crp_gateway.errors import (
     Conflict,
@@ -77,7 +81,6 @@ log = get_logger("crp_gateway.sessions")
 SESSION_ACTION = "CRP-Session-Action"
 DISPATCH_STRATEGY = "CRP-Agent-Dispatch-Strategy"
 NONCE = "CRP-Safety-Nonce"
-KEY_VERSION = 1
 STRATEGY = "push"  # a plain proxy dispatches by push (§2.1, CRP-Context-Strategy)
 
 
@@ -98,6 +101,45 @@ DEFAULT_LIMITS = SessionLimits()
 
 def limits_for(plan: str) -> SessionLimits:
     return PLAN_LIMITS.get(plan, DEFAULT_LIMITS)
+
+
+def describe() -> dict[str, object]:
+    """The session rules, for the discovery document."""
+    decrements = BudgetDecrements()
+    return {
+        "token": "SPEC-007: payload_b64u.HMAC-SHA256 signature; kv = master key "
+        "version (a session keeps the version it started with)",
+        "lifetime_seconds": DEFAULT_LIFETIME,
+        "limits": {
+            plan: {
+                "max_windows": limits.max_windows,
+                "max_fan_out": limits.max_fan_out,
+                "max_dag_nodes": limits.max_dag_nodes,
+            }
+            for plan, limits in {**PLAN_LIMITS, "default": DEFAULT_LIMITS}.items()
+        },
+        "new_session_when": [
+            "no CRP-Session-Token",
+            "no CRP-Context-Continuation-Id",
+            "CRP-Session-Action: terminate",
+            "the window reached max_windows",
+            "the safety budget is 0",
+        ],
+        "continuation": (
+            "each answer opens one continuation point (its cid); a linear "
+            f"continuation takes it once (again: 409); {DISPATCH_STRATEGY}: "
+            "fan-out shares it among up to max_fan_out siblings; fan-in is "
+            "refused (400)"
+        ),
+        "safety_budget": {
+            "start": 1.0,
+            "decrements": {level.value: decrements.of(level) for level in RiskLevel},
+            "risk_method": "crp-gw.risk/1",
+            "halt_at_or_below": 0.10,
+            "warning": {"caution": "0.25-0.50", "low": "below 0.25"},
+        },
+        "shared_state": "Redis when REDIS_URL is set, else per process",
+    }
 
 
 class SessionTokenInvalid(GatewayError):
@@ -144,6 +186,7 @@ class Place:
 
     session_id: str
     limits: SessionLimits
+    key_version: int = 1
     budget: float = 1.0
     parent_hmac: str = ""
     parent_window: int = 0
@@ -176,11 +219,15 @@ class Issued:
 
 
 def _new_place(
-    limits: SessionLimits, reason: NewSessionReason | None, nonce: str = ""
+    limits: SessionLimits,
+    reason: NewSessionReason | None,
+    ring: KeyRing,
+    nonce: str = "",
 ) -> Place:
     return Place(
         session_id=ids.new_session_id(),
         limits=limits,
+        key_version=ring.current,
         new_reason=reason,
         nonce=nonce,
     )
@@ -200,8 +247,18 @@ class Sessions:
         self._lifetime = lifetime
         self._decrements = decrements or BudgetDecrements()
 
-    async def _ring(self, tenant_id: str) -> KeyRing:
-        return KeyRing.single(await self._keys.master(tenant_id), KEY_VERSION)
+    async def _open(self, tenant_id: str, raw: str) -> SessionToken:
+        """Steps 1-3; a token of a key version this replica has not loaded yet
+        (rotated elsewhere) is retried once against the reloaded ring."""
+        now = int(time.time())
+        ring = await self._keys.ring(tenant_id)
+        try:
+            return open_token(raw, ring, now=now)
+        except InvalidSignature:
+            reloaded = await self._keys.ring(tenant_id, version=ring.current + 1)
+            if reloaded.keys == ring.keys:
+                raise
+            return open_token(raw, reloaded, now=now)
 
     async def place(
         self,
@@ -221,9 +278,9 @@ class Sessions:
         nonce = headers.get(NONCE) or ""
         raw = headers.session_token
         if raw is None:
-            return _new_place(limits, None, nonce)
+            return _new_place(limits, None, await self._keys.ring(tenant_id), nonce)
         try:
-            token = open_token(raw, await self._ring(tenant_id), now=int(time.time()))
+            token = await self._open(tenant_id, raw)
         except TokenError as error:
             raise _token_rejected(error) from None
         requested = headers.continuation_id
@@ -238,7 +295,7 @@ class Sessions:
             token, requested, max_windows=limits.max_windows, terminate=terminate
         )
         if reason is not None:
-            return _new_place(limits, reason, nonce)
+            return _new_place(limits, reason, await self._keys.ring(tenant_id), nonce)
         point = await self._state.get_point(
             tenant_id, token.session_id, token.continuation_id
         )
@@ -262,6 +319,7 @@ class Sessions:
         return Place(
             session_id=token.session_id,
             limits=limits,
+            key_version=token.key_version or 1,
             budget=token.safety_budget,
             parent_hmac=token.chain_tip,
             parent_window=token.window,
@@ -344,8 +402,8 @@ class Sessions:
             expires_at=now + self._lifetime,
             nonce=place.nonce,
         )
-        ring = await self._ring(tenant_id)
-        signed = ring.sign(token)
+        master = await self._keys.master(tenant_id, place.key_version)
+        signed = sign_token(replace(token, key_version=place.key_version), master)
         if continuation_id:
             await self._state.open_point(
                 tenant_id,

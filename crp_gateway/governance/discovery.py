@@ -4,16 +4,17 @@ Digest §8 lists the SHALL fields: `crp_version`, `conformance_level`,
 `endpoints{inference, crp_native}`, `providers_supported[]`, `regions[]`,
 `max_loop_depth`, `max_fan_out`, `max_dag_nodes`. Every value is honest:
 
-* `conformance_level` is `none`: the session token, HMAC chain and audit trail
-  (required for CRP-Basic, 014§1.1) do not exist yet, and Hallucination-Risk /
-  -Score are a disclosed heuristic, so at most "CRP-Basic-aligned" can be
-  claimed later (§9.C); "CRP-Compliant" is a certification trademark and is
-  never claimed (§0).
+* `conformance_level` is `none`: the session token, HMAC chains and audit trail
+  exist, but the §9.C target also needs quotas and the Comply webhook, and
+  Hallucination-Risk / -Score are a disclosed heuristic, so at most
+  "CRP-Basic-aligned" can be claimed later (§9.C); "CRP-Compliant" is a
+  certification trademark and is never claimed (§0).
 * `endpoints.crp_native` is `null`: the CRP-native dispatch API is not served
   (only `/crp/v3/trail/{id}`, the target of the audit-trail URI).
-* The limits describe what is served now: every call is a one-window session
-  (G5, G14), so `max_dag_nodes` 1, no fan-out and no nested agent sessions.
-  They are parameters so the session layer can publish its real limits.
+* The limits are the session layer's (`audit.sessions`, passed in as
+  `sessions`): the largest plan's fan-out and DAG size; `max_loop_depth` is 0,
+  as the gateway runs no agent loops. `sessions` details them per plan, with
+  the continuation rule and the safety budget (G12, G14, G15).
 * `signal_methods` is `describe_methods()` (ids, versions, weights,
   parameters), and `header_methods` says which method produces which header
   (G37, 005§16.3).
@@ -26,7 +27,7 @@ Digest §8 lists the SHALL fields: `crp_version`, `conformance_level`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from crp_gateway import __version__
 from crp_gateway.governance import eu_ai_act
@@ -59,12 +60,14 @@ _NOT_COMPUTED = (
     "Context-ETag; Distortions and Omissions are skipped; CRP-Context-If-Match "
     "is ignored (G21). Every relaxed directive is reported in "
     "CRP-Safety-Policy-Adjustment (G20).",
-    "Every governed call, halted ones included, is a one-window session (G5, "
-    "G14) with a durable chained audit record: CRP-Context-Session-Id, -Window "
-    "1/1, CRP-Provenance-HMAC, -Window-HMAC, -Chain-Integrity (UNVERIFIED for a "
-    "first window), CRP-Compliance-Audit-Trail-Id and -URI are emitted. Not yet "
-    "emitted (session continuation pending): -Continuation-Id, CRP-Set-Session, "
-    "-DAG-Root, -Window-Lineage.",
+    "Every governed call, halted, refused and failed ones included, is a window "
+    "with a durable chained audit record, in the session its CRP-Session-Token "
+    "continues or in a new one (G14): CRP-Context-Session-Id, -Window N/M, "
+    "-Continuation-Id, CRP-Set-Session, CRP-Provenance-HMAC, -Window-HMAC, "
+    "-Chain-Integrity (UNVERIFIED for a first window; VALID when the token's "
+    "chain tip matched), CRP-Agent-Safety-Budget and "
+    "CRP-Compliance-Audit-Trail-Id and -URI are emitted. -DAG-Root and "
+    "-Window-Lineage are not.",
     "CRP-Compliance-EU-AI-Act is the class of the AI system the calling key is "
     "bound to (POST /v1/systems, then POST /v1/keys with system_id), computed "
     "from the registration by the rule in eu_ai_act (G30: UNACCEPTABLE domains "
@@ -131,6 +134,7 @@ def discovery_document(
     max_loop_depth: int = 0,
     max_fan_out: int = 0,
     max_dag_nodes: int = 1,
+    sessions: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """The discovery document; a fresh JSON-able dict on each call.
 
@@ -154,6 +158,7 @@ def discovery_document(
         "signal_methods": describe_methods(),
         "header_methods": dict(SIGNAL_METHODS),
         "hmac": _hmac(),
+        "sessions": dict(sessions) if sessions is not None else None,
         "eu_ai_act": eu_ai_act.catalogue(),
         "halt": {
             "status": HALT_STATUS,

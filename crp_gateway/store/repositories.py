@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, Update, func, or_, select, text, update
+from sqlalchemy import Delete, Select, Table, Update, func, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,7 @@ from crp_gateway.store.models import (
     ApiKey,
     AuditEvent,
     AuditTenantLink,
+    AuditTruncation,
     AuditWindow,
     Base,
     ProviderCredential,
@@ -254,8 +255,23 @@ class AuditRepository(TenantScoped):
 
 class TenantKeyRepository(TenantScoped):
     async def get(self, purpose: str) -> TenantKey | None:
-        statement = self._select(TenantKey).where(TenantKey.purpose == purpose)
+        """The newest version of a key."""
+        statement = (
+            self._select(TenantKey)
+            .where(TenantKey.purpose == purpose)
+            .order_by(TenantKey.version.desc())
+            .limit(1)
+        )
         return await self._session.scalar(statement)
+
+    async def versions(self, purpose: str) -> Sequence[TenantKey]:
+        """Every version of a key, oldest first (the audit master keeps all)."""
+        statement = (
+            self._select(TenantKey)
+            .where(TenantKey.purpose == purpose)
+            .order_by(TenantKey.version)
+        )
+        return (await self._session.scalars(statement)).all()
 
     def add(self, key: TenantKey) -> None:
         self._add(key)
@@ -336,3 +352,101 @@ class AuditLog:
         )
         row = self._connection.execute(statement).first()
         return (int(row[0]), str(row[1])) if row else (0, "")
+
+
+class AuditRetentionRepository(TenantScoped):
+    """One tenant's TRUNCATED markers, and the erasure they stand for (015§6.4).
+
+    The deletes are the only ones of audit records; ``audit.retention`` runs
+    them after `allow_erasure` in the transaction that adds the markers.
+    """
+
+    def _delete(self, model: type[Base]) -> Delete:
+        table = _table(model)
+        return table.delete().where(table.c.tenant_id == self._tenant_id)
+
+    async def allow_erasure(self) -> None:
+        """Lock the tenant's chains as the audit writer does, and (PostgreSQL)
+        lift the append-only trigger for this transaction only."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            await self._session.execute(text("SET LOCAL crp.audit_retention = 'on'"))
+            await self._session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:t, 0))"),
+                {"t": f"crp-audit:{self._tenant_id}"},
+            )
+        else:  # a primary-key miss takes SQLite's write lock now
+            await self._session.execute(
+                self._update(AuditTenantLink)
+                .where(AuditTenantLink.id == -1)
+                .values(seq=AuditTenantLink.seq)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def markers(self, chain: str, chain_id: str) -> Sequence[AuditTruncation]:
+        statement = (
+            self._select(AuditTruncation)
+            .where(AuditTruncation.chain == chain, AuditTruncation.chain_id == chain_id)
+            .order_by(AuditTruncation.first, AuditTruncation.last, AuditTruncation.id)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def erased_session_ids(self) -> Sequence[str]:
+        """Sessions with a window-chain marker (erased whole by retention)."""
+        statement = (
+            self._select(AuditTruncation)
+            .with_only_columns(AuditTruncation.chain_id)
+            .where(AuditTruncation.chain == "windows")
+            .distinct()
+            .order_by(AuditTruncation.chain_id)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def sessions_ended_before(self, before: datetime) -> Sequence[str]:
+        """Sessions whose newest window was stored before ``before``."""
+        statement = (
+            self._select(AuditWindow)
+            .with_only_columns(AuditWindow.session_id)
+            .group_by(AuditWindow.session_id)
+            .having(func.max(AuditWindow.created_at) < before)
+            .order_by(AuditWindow.session_id)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def sessions_with_windows(self) -> set[str]:
+        statement = (
+            self._select(AuditWindow)
+            .with_only_columns(AuditWindow.session_id)
+            .distinct()
+        )
+        return set((await self._session.scalars(statement)).all())
+
+    async def links_from(self, seq: int) -> Sequence[AuditTenantLink]:
+        """The tenant chain from ``seq`` on, in order."""
+        statement = (
+            self._select(AuditTenantLink)
+            .where(AuditTenantLink.seq >= seq)
+            .order_by(AuditTenantLink.seq)
+        )
+        return (await self._session.scalars(statement)).all()
+
+    async def erase_session(self, session_id: str) -> tuple[int, int]:
+        """Delete a session's windows and events; their counts."""
+        counts = []
+        for model in (AuditWindow, AuditEvent):
+            table = _table(model)
+            result: Any = await self._session.execute(
+                self._delete(model).where(table.c.session_id == session_id)
+            )
+            counts.append(int(result.rowcount))
+        return counts[0], counts[1]
+
+    async def erase_links_through(self, seq: int) -> int:
+        """Delete the tenant chain's links ``1..seq``; their count."""
+        table = _table(AuditTenantLink)
+        result: Any = await self._session.execute(
+            self._delete(AuditTenantLink).where(table.c.seq <= seq)
+        )
+        return int(result.rowcount)
+
+    def add(self, marker: AuditTruncation) -> None:
+        self._add(marker)

@@ -16,7 +16,7 @@ from crp_gateway.audit.chain import (
     verify_windows,
 )
 from crp_gateway.audit.keys import session_hmac_key
-from crp_gateway.audit.recorder import TenantKeys
+from crp_gateway.audit.master_keys import TenantKeys
 from crp_gateway.runtime import build_vault
 from crp_gateway.store.database import create_engine, create_sessionmaker
 from crp_gateway.store.models import AuditWindow

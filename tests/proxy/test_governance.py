@@ -420,6 +420,11 @@ def test_the_discovery_document(gateway: GatewayServer) -> None:
     methods = json.dumps(document)
     assert "crp-gw.risk/1" in methods
     assert "crp-gw.pii/1" in methods
+    # the session limits the gateway enforces (tests/proxy/test_sessions.py)
+    assert (document["max_fan_out"], document["max_dag_nodes"]) == (10, 50)
+    free = document["sessions"]["limits"]["free"]
+    assert (free["max_windows"], free["max_fan_out"]) == (3, 3)
+    assert document["sessions"]["safety_budget"]["decrements"]["HIGH"] == 0.15
 
 
 def test_embeddings_are_governed_too(

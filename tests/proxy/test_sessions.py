@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from crp_gateway.audit.recorder import TenantKeys
+from crp_gateway.audit.master_keys import TenantKeys
 from crp_gateway.audit.session_token import KeyRing, SessionToken, open_token
 from crp_gateway.runtime import build_vault
 from crp_gateway.store.database import create_engine, create_sessionmaker

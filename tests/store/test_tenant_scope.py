@@ -32,6 +32,7 @@ def test_every_tenant_owned_table_has_a_scoped_repository() -> None:
         "ApiKey",
         "AuditEvent",
         "AuditTenantLink",
+        "AuditTruncation",
         "AuditWindow",
         "OutboxMessage",
         "ProviderCredential",
@@ -41,6 +42,7 @@ def test_every_tenant_owned_table_has_a_scoped_repository() -> None:
     assert {cls.__name__ for cls in _scoped_classes()} >= {
         "ApiKeyRepository",
         "AuditRepository",
+        "AuditRetentionRepository",
         "OutboxRepository",
         "SystemRepository",
         "ProviderRepository",

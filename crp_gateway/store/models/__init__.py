@@ -5,6 +5,7 @@ from crp_gateway.store.models.api_key import ApiKey
 from crp_gateway.store.models.audit import (
     AuditEvent,
     AuditTenantLink,
+    AuditTruncation,
     AuditWindow,
     TenantKey,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "AuditTenantLink",
+    "AuditTruncation",
     "AuditWindow",
     "Base",
     "OutboxMessage",

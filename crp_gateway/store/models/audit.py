@@ -4,7 +4,7 @@ Each row carries exactly the fields its HMAC covers (stored verbatim, timestamps
 as the RFC 3339 strings that were hashed) plus the call's metadata. On
 PostgreSQL a trigger refuses UPDATE and DELETE on these tables unless the
 transaction set ``crp.audit_retention = 'on'`` (the retention path, which marks
-erased spans TRUNCATED, 015§6.4).
+erased spans TRUNCATED in ``audit_truncations``, 015§6.4).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class AuditWindow(TenantOwned, Base):
     model: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
     status: Mapped[int] = mapped_column(Integer)
+    #: The tenant master key version the session's HMAC key comes from.
+    key_version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -74,6 +76,7 @@ class AuditEvent(TenantOwned, Base):
     data_hash: Mapped[str] = mapped_column(String(71))
     prev_hmac: Mapped[str] = mapped_column(String(71))
     hmac: Mapped[str] = mapped_column(String(71))
+    key_version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -95,14 +98,51 @@ class AuditTenantLink(TenantOwned, Base):
     window_hmac: Mapped[str] = mapped_column(String(71))
     prev_hmac: Mapped[str] = mapped_column(String(71))
     hmac: Mapped[str] = mapped_column(String(71))
+    #: The tenant master key version of this link's chain key.
+    key_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditTruncation(TenantOwned, Base):
+    """A TRUNCATED marker: one erased span of one chain (015§6.4).
+
+    The columns are ``chain.Truncation``'s fields: ``chain`` is ``windows``,
+    ``events`` (``chain_id`` a session id) or ``tenant`` (the tenant id);
+    ``first``/``last`` are window numbers or ``seq`` values. Written only by the
+    retention path (``audit.retention``), in the transaction that erases the span.
+    """
+
+    __tablename__ = "audit_truncations"
+    __table_args__ = (
+        Index("ix_audit_truncations_chain", "tenant_id", "chain", "chain_id", "last"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(16))
+    chain_id: Mapped[str] = mapped_column(String(48))
+    first: Mapped[int] = mapped_column(Integer)
+    last: Mapped[int] = mapped_column(Integer)
+    erased_at: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(200))
+    prev_hmac: Mapped[str] = mapped_column(Text)
+    last_hmac: Mapped[str] = mapped_column(String(71))
+    hmac: Mapped[str] = mapped_column(String(71))
+    #: The master key version of the key the marker is signed with.
+    key_version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class TenantKey(TenantOwned, Base):
-    """A tenant's own random key (e.g. the audit master key), sealed by the vault."""
+    """A tenant's own random key (e.g. the audit master key), sealed by the vault.
+
+    A purpose may keep several versions (the audit master keeps every one)."""
 
     __tablename__ = "tenant_keys"
-    __table_args__ = (UniqueConstraint("tenant_id", "purpose"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "purpose", "version", name="uq_tenant_keys_version"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     purpose: Mapped[str] = mapped_column(String(64))
