@@ -14,7 +14,9 @@ from crp_gateway.errors import AuthenticationFailed, PermissionDenied
 from crp_gateway.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker
+    # thread, a hop that cost every request about a tenth of a millisecond.
     runtime: Runtime = request.state.runtime
     return runtime
 
@@ -69,7 +71,7 @@ async def get_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(get_admin)]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The caller's address as Uvicorn resolved it (trusted proxy headers only)."""
     return request.client.host if request.client else "unknown"
 

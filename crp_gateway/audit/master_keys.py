@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crp_gateway.audit.keys import tenant_chain_key
 from crp_gateway.audit.session_token import KeyRing
 from crp_gateway.store.database import transaction
 from crp_gateway.store.models import TenantKey
@@ -45,6 +46,7 @@ class TenantKeys:
         self._sessions = sessions
         self._vault = vault
         self._cache: OrderedDict[str, tuple[float, KeyRing]] = OrderedDict()
+        self._chain_keys: dict[tuple[str, int], bytes] = {}
 
     async def ring(self, tenant_id: str, *, version: int | None = None) -> KeyRing:
         """The tenant's keys; reloaded when stale or when ``version`` is unknown."""
@@ -69,6 +71,17 @@ class TenantKeys:
         if not keys:
             raise LookupError(f"the tenant has no audit key version {version}")
         return keys[0]
+
+    async def chain_key(self, tenant_id: str, version: int) -> bytes:
+        """The tenant-chain key of ``version`` (derived once, then cached)."""
+        cached = self._chain_keys.get((tenant_id, version))
+        if cached is None:
+            master = await self.master(tenant_id, version)
+            cached = tenant_chain_key(master, tenant_id)
+            if len(self._chain_keys) >= _CACHED_TENANTS:
+                self._chain_keys.clear()
+            self._chain_keys[tenant_id, version] = cached
+        return cached
 
     async def rotate(self, tenant_id: str) -> int:
         """Add the next key version and make it current; return its number."""

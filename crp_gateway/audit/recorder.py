@@ -34,7 +34,7 @@ from crp_gateway.audit.chain import (
     tenant_link_hmac,
     window_after,
 )
-from crp_gateway.audit.keys import session_hmac_key, tenant_chain_key
+from crp_gateway.audit.keys import session_hmac_key
 from crp_gateway.audit.master_keys import TenantKeys
 from crp_gateway.audit.sessions import Place
 from crp_gateway.audit.writer import AuditEntry, AuditWriter
@@ -199,9 +199,7 @@ class AuditRecorder:
                 for event in made
             )
 
-        chain_key = tenant_chain_key(
-            await self.keys.master(call.tenant_id, ring.current), call.tenant_id
-        )
+        chain_key = await self.keys.chain_key(call.tenant_id, ring.current)
 
         def link(seq: int, prev: str) -> dict[str, Any]:
             unsigned = TenantLink(

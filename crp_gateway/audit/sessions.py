@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from crp_gateway.audit import ids
@@ -401,9 +401,11 @@ class Sessions:
             issued_at=now,
             expires_at=now + self._lifetime,
             nonce=place.nonce,
+            key_version=place.key_version,
         )
-        master = await self._keys.master(tenant_id, place.key_version)
-        signed = sign_token(replace(token, key_version=place.key_version), master)
+        signed = sign_token(
+            token, await self._keys.master(tenant_id, token.key_version)
+        )
         if continuation_id:
             await self._state.open_point(
                 tenant_id,

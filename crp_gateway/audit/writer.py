@@ -24,10 +24,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,7 +38,6 @@ from crp_gateway.store.models import (
     AuditEvent,
     AuditTenantLink,
     AuditWindow,
-    Base,
     OutboxMessage,
     UsageRecord,
 )
@@ -235,9 +235,38 @@ def _write(connection: Connection, entries: Sequence[AuditEntry]) -> None:
         {tenant_id: audit.tenant_tip(tenant_id) for tenant_id in tenants},
         {key: audit.event_tip(*key) for key in _continued(entries)},
     )
-    for name, table_rows in rows.by_table():
-        if table_rows:
-            connection.execute(insert(Base.metadata.tables[name]), table_rows)
+    driver = connection.connection.driver_connection  # sqlite3
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        for name, table_rows in rows.by_table():
+            if table_rows:
+                columns = list(table_rows[0])
+                cursor.executemany(
+                    _sqlite_insert(name, columns),
+                    [
+                        tuple(_sqlite_value(row[c]) for c in columns)
+                        for row in table_rows
+                    ],
+                )
+    finally:
+        cursor.close()
+
+
+def _sqlite_insert(table: str, columns: Sequence[str]) -> str:
+    placeholders = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 - our names
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A value as SQLAlchemy stores it in SQLite (``UTCDateTime``: naive UTC text
+    with microseconds; booleans as integers): straight on the sqlite3 cursor,
+    a batch costs a fraction of the Core statements' CPU."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
 
 
 _PG_LOCK = (
