@@ -41,7 +41,7 @@ from crp_gateway.store.models import (
     OutboxMessage,
     UsageRecord,
 )
-from crp_gateway.store.repositories import AuditLog
+from crp_gateway.store.repositories import AuditLog, audit_lock_name
 
 log = get_logger("crp_gateway.audit")
 
@@ -228,8 +228,8 @@ def _write(connection: Connection, entries: Sequence[AuditEntry]) -> None:
     """One batch in one SQLite transaction (SQLite's single writer is the lock)."""
     audit = AuditLog(connection)
     tenants = sorted({entry.tenant_id for entry in _audited(entries)})
-    for tenant_id in tenants:
-        audit.lock_tenant(tenant_id)
+    if tenants:
+        audit.lock()
     rows = _chain(
         entries,
         {tenant_id: audit.tenant_tip(tenant_id) for tenant_id in tenants},
@@ -270,7 +270,7 @@ def _sqlite_value(value: Any) -> Any:
 
 
 _PG_LOCK = (
-    "SELECT pg_advisory_xact_lock(hashtextextended('crp-audit:' || t, 0)) "
+    "SELECT pg_advisory_xact_lock(hashtextextended(t, 0)) "
     "FROM unnest($1::text[]) AS t ORDER BY t"
 )
 _PG_TENANT_TIPS = (
@@ -302,7 +302,7 @@ async def _write_pg(pg: Any, entries: Sequence[AuditEntry]) -> None:
     async with pg.transaction():
         tenant_tips: dict[str, tuple[int, str]] = {}
         if tenants:
-            await pg.execute(_PG_LOCK, tenants)
+            await pg.execute(_PG_LOCK, [audit_lock_name(t) for t in tenants])
             for tenant_id, seq, hmac in await pg.fetch(_PG_TENANT_TIPS, tenants):
                 tenant_tips[tenant_id] = (int(seq), str(hmac))
         event_tips: dict[tuple[str, str], tuple[int, str]] = {}

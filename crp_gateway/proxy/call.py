@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import aiohttp
@@ -136,7 +136,8 @@ class Call:
             return None
         self.usage.status = status
         self._recorded = True
-        return asdict(self.usage)
+        # a shallow copy: ``asdict`` would deep-copy every value of every call
+        return {f.name: getattr(self.usage, f.name) for f in fields(self.usage)}
 
     async def finish_usage(self, *, status: int = 200) -> None:
         """Commit the call's usage row (once), before the answer is sent."""

@@ -303,6 +303,12 @@ class TenantKeyRepository(TenantScoped):
         return bool(result.rowcount)
 
 
+def audit_lock_name(tenant_id: str) -> str:
+    """The PostgreSQL advisory lock that serialises extending a tenant's audit
+    chains (the audit writer and retention both take it)."""
+    return f"crp-audit:{tenant_id}"
+
+
 class AuditLog:
     """The SQLite audit writer's reads under its write lock (``audit.writer``).
 
@@ -314,20 +320,12 @@ class AuditLog:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def lock_tenant(self, tenant_id: str) -> None:
-        """Serialise extending ``tenant_id``'s chain until the transaction ends."""
-        if self._connection.dialect.name == "postgresql":
-            self._connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:t, 0))"),
-                {"t": f"crp-audit:{tenant_id}"},
-            )
-        else:
-            # SQLite: a write statement (a primary-key miss) takes the database's
-            # write lock now, before the tip is read, so two processes cannot
-            # read the same tip.
-            self._connection.execute(
-                text("UPDATE audit_tenant_links SET seq = seq WHERE id = -1")
-            )
+    def lock(self) -> None:
+        """Take SQLite's write lock now, before the tips are read, so that two
+        processes cannot read the same tip: a write statement that misses."""
+        self._connection.execute(
+            text("UPDATE audit_tenant_links SET seq = seq WHERE id = -1")
+        )
 
     def tenant_tip(self, tenant_id: str) -> tuple[int, str]:
         """The last link's sequence number and HMAC, ``(0, "")`` for none."""
@@ -372,7 +370,7 @@ class AuditRetentionRepository(TenantScoped):
             await self._session.execute(text("SET LOCAL crp.audit_retention = 'on'"))
             await self._session.execute(
                 text("SELECT pg_advisory_xact_lock(hashtextextended(:t, 0))"),
-                {"t": f"crp-audit:{self._tenant_id}"},
+                {"t": audit_lock_name(self._tenant_id)},
             )
         else:  # a primary-key miss takes SQLite's write lock now
             await self._session.execute(
