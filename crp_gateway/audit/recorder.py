@@ -1,12 +1,15 @@
 """One audit record per call: a chained window, its events and a tenant link.
 
-Every call, halted ones included (G19), becomes a window of its own session
-(G14: a call without a session token starts a new session) with the events
-``SESSION_CREATED`` and ``DISPATCH_COMPLETED`` or ``SAFETY_HALT``, and one link of
-the tenant's rolling chain (G5). Keys come from the tenant's audit master key
-(random, sealed by the vault, created on first use; §5.4). The record is durable
-before :meth:`AuditRecorder.record` returns (``writer.AuditWriter``), and the
-returned :class:`SessionFacts` become the session and provenance headers.
+Every call, halted, refused and failed ones included (G19), becomes a window:
+the first of a new session (``SESSION_CREATED``), or the next of the session its
+token continues (``SESSION_CONTINUED``, chained to the token's tip; see
+``audit.sessions``), closed by ``DISPATCH_COMPLETED``, ``SAFETY_HALT`` or
+``DISPATCH_FAILED``, plus one link of the tenant's rolling chain (G5). Keys come
+from the tenant's audit master key of the session's version
+(``audit.master_keys``, §5.4). The record, with the call's usage row and any
+violation report, is durable before :meth:`AuditRecorder.record` returns
+(``writer.AuditWriter``); the returned :class:`SessionFacts` become the session
+and provenance headers.
 
 ``content_hash`` covers the answer text the scanners read (G6);
 ``dpe_report_hash`` covers our analysis record: the outcome, the violated

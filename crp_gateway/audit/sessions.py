@@ -43,7 +43,6 @@ from crp_gateway.audit.session_token import (
     DagShape,
     InvalidSignature,
     KeyRing,
-    NewSessionReason,
     SessionToken,
     StaleChainTip,
     TokenError,
@@ -180,8 +179,7 @@ def _token_rejected(error: TokenError) -> GatewayError:
 class Place:
     """Where one call's window goes.
 
-    ``parent_hmac``/``parent_window`` are ``("", 0)`` for a new session;
-    ``new_reason`` says why a request that sent a token still started one.
+    ``parent_hmac``/``parent_window`` are ``("", 0)`` for a new session.
     """
 
     session_id: str
@@ -193,7 +191,6 @@ class Place:
     dag: DagShape = DagShape.LINEAR
     nonce: str = ""
     quality_history: tuple[str, ...] = ()
-    new_reason: NewSessionReason | None = None
 
     @property
     def continued(self) -> bool:
@@ -218,17 +215,11 @@ class Issued:
     budget: float
 
 
-def _new_place(
-    limits: SessionLimits,
-    reason: NewSessionReason | None,
-    ring: KeyRing,
-    nonce: str = "",
-) -> Place:
+def _new_place(limits: SessionLimits, ring: KeyRing, nonce: str = "") -> Place:
     return Place(
         session_id=ids.new_session_id(),
         limits=limits,
         key_version=ring.current,
-        new_reason=reason,
         nonce=nonce,
     )
 
@@ -278,7 +269,7 @@ class Sessions:
         nonce = headers.get(NONCE) or ""
         raw = headers.session_token
         if raw is None:
-            return _new_place(limits, None, await self._keys.ring(tenant_id), nonce)
+            return _new_place(limits, await self._keys.ring(tenant_id), nonce)
         try:
             token = await self._open(tenant_id, raw)
         except TokenError as error:
@@ -295,7 +286,7 @@ class Sessions:
             token, requested, max_windows=limits.max_windows, terminate=terminate
         )
         if reason is not None:
-            return _new_place(limits, reason, await self._keys.ring(tenant_id), nonce)
+            return _new_place(limits, await self._keys.ring(tenant_id), nonce)
         point = await self._state.get_point(
             tenant_id, token.session_id, token.continuation_id
         )
